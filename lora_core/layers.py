@@ -27,7 +27,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .errors import AdapterStateError, UnsupportedModuleError
-from .weights import effective_weight, load_weight_values, stored_values_for, weight_tensors
+from .weights import (effective_weight, load_weight_values, stored_values_for, stored_weight_shape,
+                      weight_tensors)
 
 
 class LoRALayer(nn.Module):
@@ -78,7 +79,7 @@ class LoRALayer(nn.Module):
     # ----- adapters -------------------------------------------------------------------------
     @property
     def weight_shape(self) -> tuple:
-        return tuple(effective_weight(self.base_layer).shape)
+        return stored_weight_shape(self.base_layer)
 
     def rank(self, name: str) -> int:
         return self.lora_A[name].shape[0] // self.groups

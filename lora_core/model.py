@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator, Optional
 
-import torch
 from torch import nn
 
 from .config import LoRAConfig, lora_scaling, name_matches
 from .errors import AdapterStateError, NonFiniteMergeError, TargetNotFoundError
 from .layers import LoRALayer, lora_class_for
+from .weights import all_finite
 
 _ADAPTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
@@ -185,7 +185,7 @@ def merge_lora(model: nn.Module, adapter_names_: Optional[Iterable[str]] = None)
             n for n in adapter_names_ if n in layer.lora_A]
         if names:
             values = layer.merged_values(names)
-            bad = [k for k, t in values.items() if not torch.isfinite(t).all()]
+            bad = [k for k, t in values.items() if not all_finite(t)]
             if bad:
                 raise NonFiniteMergeError(
                     f"merging {names} into {name} would write NaN/Inf into {name}.{bad[0]}; nothing was "

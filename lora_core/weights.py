@@ -51,6 +51,17 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
     return module.weight
 
 
+def stored_weight_shape(module: nn.Module) -> tuple:
+    """The weight's shape, read off the stored tensors (cheaper than computing the weight)."""
+    return tuple(list(weight_tensors(module).values())[-1].shape)
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """True when no entry is NaN or Inf: any such entry makes the (float32) sum non-finite. One
+    reduction, no boolean temporary; a sum that overflows is refused too, which is the safe side."""
+    return bool(torch.isfinite(tensor.sum(dtype=torch.float32)))
+
+
 def weight_tensors(module: nn.Module) -> dict:
     """The parameters that hold the weight, by their local state-dict names."""
     info = weight_norm_info(module)
