@@ -1,0 +1,160 @@
+"""The HuBERT/ContentVec content encoder RVC feeds its synthesizers: transformers `HubertModel` + `final_proj`.
+
+`features()` runs the HubertModel submodules itself instead of `forward()` so that it matches fairseq's
+`extract_features(output_layer=N)` exactly: it stops after layer N (no final encoder LayerNorm, no wasted
+layers), normalises the conv front end in float32 like fairseq's Fp32GroupNorm/Fp32LayerNorm, and with a
+padding mask takes each row's GroupNorm statistics over its own samples only, so a padded batch gives each
+row the features it would get alone.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import HubertModel
+
+# RVC's content features: v1 = final_proj(output of layer 9), v2 = output of layer 12 (1-based, like fairseq).
+RVC_FEATURE_LAYERS = {"v1": 9, "v2": 12}
+_WAVEFORM_NORM_EPS = 1e-5  # fairseq/RVC normalise with F.layer_norm over the whole utterance
+
+
+def conv_output_lengths(lengths, kernel, stride):
+    """Frames a valid (unpadded) 1-D convolution leaves from `lengths` samples."""
+    return torch.clamp(torch.div(lengths - kernel, stride, rounding_mode="floor") + 1, min=0)
+
+
+def length_mask(lengths, size):
+    """[B, size] bool, True on each row's first `lengths[b]` positions."""
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def normalize_waveform(audio, lengths=None):
+    """Zero-mean, unit-variance per row over its valid samples (fairseq `normalize`, HF `do_normalize`)."""
+    if lengths is None:
+        return F.layer_norm(audio, audio.shape[-1:], eps=_WAVEFORM_NORM_EPS)
+    valid = length_mask(lengths, audio.shape[-1]).to(audio.dtype)
+    count = lengths[:, None].clamp(min=1).to(audio.dtype)
+    mean = (audio * valid).sum(-1, keepdim=True) / count
+    var = (((audio - mean) * valid) ** 2).sum(-1, keepdim=True) / count
+    return (audio - mean) * torch.rsqrt(var + _WAVEFORM_NORM_EPS) * valid
+
+
+def _channel_norm(x, lengths, norm):
+    """GroupNorm with one group per channel (HuBERT's first conv) over each row's valid frames, in float32."""
+    x32 = x.float()
+    if lengths is None:
+        out = F.group_norm(x32, norm.num_groups, norm.weight.float(), norm.bias.float(), norm.eps)
+    else:
+        valid = length_mask(lengths, x.shape[-1])[:, None, :]
+        count = lengths[:, None, None].clamp(min=1)
+        mean = x32.masked_fill(~valid, 0).sum(-1, keepdim=True) / count
+        var = (x32 - mean).masked_fill(~valid, 0).pow(2).sum(-1, keepdim=True) / count
+        out = (x32 - mean) * torch.rsqrt(var + norm.eps) * norm.weight.float()[:, None] + norm.bias.float()[:, None]
+    return out.to(x.dtype)
+
+
+def _frame_norm(x, norm):
+    """LayerNorm over channels of [B, C, T] in float32 (the "layer_norm" extractor mode)."""
+    out = F.layer_norm(x.float().transpose(1, 2), norm.normalized_shape, norm.weight.float(), norm.bias.float(),
+                       norm.eps)
+    return out.transpose(1, 2).to(x.dtype)
+
+
+def additive_attention_mask(frame_mask, dtype):
+    """[B, 1, T, T] mask that adds the dtype's minimum to attention scores of padded keys."""
+    blocked = ~frame_mask[:, None, None, :]
+    mask = torch.zeros(blocked.shape, dtype=dtype, device=frame_mask.device).masked_fill(blocked,
+                                                                                          torch.finfo(dtype).min)
+    return mask.expand(-1, -1, frame_mask.shape[1], -1)
+
+
+class HubertWithFinalProj(HubertModel):
+    """HubertModel plus ContentVec's `final_proj`; state-dict keys match RVC 2026's `assets/hubert_base`.
+
+    A frozen feature extractor: `train()` keeps it in eval mode because dropout would change RVC's features.
+    `normalize_waveform` mirrors the checkpoint's fairseq `task.normalize` / HF `do_normalize`.
+    """
+
+    def __init__(self, config, normalize_waveform=False):
+        super().__init__(config)
+        self.final_proj = nn.Linear(config.hidden_size, config.classifier_proj_size)
+        self.normalize_waveform = normalize_waveform
+
+    def train(self, mode=True):
+        """Ignore `mode`: a parent's `.train()` must not switch on dropout here."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def features(self, audio, version, padding_mask=None):
+        """RVC content features [B, T, D] of audio [B, N] at 16 kHz (tensor or array), in the model's dtype.
+
+        `padding_mask` [B, N] is True on padding samples, which must sit at the end of each row (fairseq/RVC
+        convention). Frames past a row's own length hold values that mean nothing.
+        """
+        layer = self._feature_layer(version)
+        param = self.final_proj.weight
+        audio = torch.as_tensor(audio, dtype=torch.float32, device=param.device)
+        lengths = self._sample_lengths(audio, padding_mask)
+        if self.normalize_waveform:
+            audio = normalize_waveform(audio, lengths)
+        frames, frame_lengths = self._conv_frames(audio.to(param.dtype), lengths)
+        hidden = self.feature_projection(frames)
+        hidden = self._encode(hidden, frame_lengths, layer)
+        return self.final_proj(hidden) if version == "v1" else hidden
+
+    def _feature_layer(self, version):
+        if version not in RVC_FEATURE_LAYERS:
+            raise ValueError(f"RVC feature version must be one of {sorted(RVC_FEATURE_LAYERS)}, not {version!r}")
+        layer = RVC_FEATURE_LAYERS[version]
+        if layer > self.config.num_hidden_layers:
+            raise ValueError(f"{version} features come from layer {layer}; this HuBERT has only "
+                             f"{self.config.num_hidden_layers} layers")
+        return layer
+
+    @staticmethod
+    def _sample_lengths(audio, padding_mask):
+        """Each row's unpadded length, or None when nothing is padded (the faster, unmasked path)."""
+        if audio.dim() != 2:
+            raise ValueError(f"audio must be [batch, samples], got shape {tuple(audio.shape)}")
+        if padding_mask is None:
+            return None
+        padding_mask = torch.as_tensor(padding_mask, dtype=torch.bool, device=audio.device)
+        if padding_mask.shape != audio.shape:
+            raise ValueError(f"padding_mask shape {tuple(padding_mask.shape)} differs from audio "
+                             f"{tuple(audio.shape)}")
+        if not padding_mask.any():
+            return None
+        lengths = (~padding_mask).sum(-1)
+        if not torch.equal(padding_mask, ~length_mask(lengths, audio.shape[1])):
+            raise ValueError("padding_mask must mark padding only at the end of each row")
+        return lengths
+
+    def _conv_frames(self, audio, lengths):
+        """Conv front end: [B, N] samples -> [B, T, C] frames, plus per-row frame counts (None: no padding)."""
+        x = audio[:, None, :]
+        for conv_layer in self.feature_extractor.conv_layers:
+            x = conv_layer.conv(x)
+            if lengths is not None:
+                lengths = conv_output_lengths(lengths, conv_layer.conv.kernel_size[0], conv_layer.conv.stride[0])
+            norm = getattr(conv_layer, "layer_norm", None)
+            if isinstance(norm, nn.GroupNorm):
+                x = _channel_norm(x, lengths, norm)
+            elif norm is not None:
+                x = _frame_norm(x, norm)
+            x = conv_layer.activation(x)
+        return x.transpose(1, 2), lengths
+
+    def _encode(self, hidden, frame_lengths, last_layer):
+        """Positional conv, then transformer layers 1..last_layer, as fairseq's TransformerEncoder does."""
+        encoder = self.encoder
+        attention_mask = None
+        if frame_lengths is not None:
+            frame_mask = length_mask(frame_lengths, hidden.shape[1])
+            hidden = hidden.masked_fill(~frame_mask[..., None], 0)
+            attention_mask = additive_attention_mask(frame_mask, hidden.dtype)
+        hidden = hidden + encoder.pos_conv_embed(hidden)
+        if not self.config.do_stable_layer_norm:
+            hidden = encoder.layer_norm(hidden)
+        for layer in encoder.layers[:last_layer]:
+            output = layer(hidden, attention_mask=attention_mask)
+            hidden = output[0] if isinstance(output, tuple) else output  # transformers 4.x returns a tuple
+        return hidden
