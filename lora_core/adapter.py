@@ -87,6 +87,7 @@ class Adapter:
     config: dict = field(default_factory=dict)
     base_fingerprint: Optional[str] = None
     extra: dict = field(default_factory=dict)
+    source: Optional[Path] = None  # the file it was read from, for messages
 
     def num_parameters(self) -> int:
         return sum(m.lora_A.numel() + m.lora_B.numel() for m in self.modules.values())
@@ -131,13 +132,19 @@ def check_adapter_fits(model: nn.Module, adapter: Adapter) -> None:
         raise AdapterMismatchError("adapter does not fit this model: " + "; ".join(problems[:5]) + more)
 
 
-def apply_adapter(model: nn.Module, adapter: Adapter, adapter_name: str = "default",
-                  strength: float = 1.0) -> None:
-    """Put ``adapter`` onto the model as ``adapter_name`` after checking every module fits."""
+def apply_adapter(model: nn.Module, adapter: Adapter, adapter_name: str = "default", strength: float = 1.0,
+                  on_fingerprint_mismatch: str = "ignore") -> None:
+    """Put ``adapter`` onto the model as ``adapter_name``. Shapes that do not fit are an error; a base
+    whose weights differ from the one the adapter was trained on warns (``"warn"``), raises
+    (``"error"``), or passes (``"ignore"``)."""
+    if on_fingerprint_mismatch not in ("warn", "error", "ignore"):
+        raise ValueError("on_fingerprint_mismatch must be 'warn', 'error' or 'ignore'")
     check_adapter_fits(model, adapter)
     existing = dict(lora_layers(model))
     if any(adapter_name in layer.lora_A for layer in existing.values()):
         raise AdapterStateError(f"the model already has an adapter named {adapter_name!r}")
+    if adapter.base_fingerprint and on_fingerprint_mismatch != "ignore":
+        _check_fingerprint(model, adapter, on_fingerprint_mismatch)
     for name, mod in adapter.modules.items():
         layer = existing.get(name) or wrap_layer(model, name)
         layer.add_adapter(adapter_name, mod.rank, mod.alpha, mod.scaling)
@@ -146,6 +153,16 @@ def apply_adapter(model: nn.Module, adapter: Adapter, adapter_name: str = "defau
             layer.lora_A[adapter_name].copy_(mod.lora_A.to(device))
             layer.lora_B[adapter_name].copy_(mod.lora_B.to(device))
         layer.strength[adapter_name] = float(strength)
+
+
+def _check_fingerprint(model: nn.Module, adapter: Adapter, on_mismatch: str) -> None:
+    if base_fingerprint(model) == adapter.base_fingerprint:
+        return
+    message = (f"{adapter.source or 'adapter'}: this adapter was trained on a different base model (fingerprint "
+               f"{adapter.base_fingerprint[:12]}); shapes fit, but the result may not sound as intended")
+    if on_mismatch == "error":
+        raise AdapterMismatchError(message)
+    warnings.warn(message, FingerprintMismatchWarning, stacklevel=3)
 
 
 # ----- fingerprint -----------------------------------------------------------------------------
@@ -243,7 +260,7 @@ def read_adapter(path) -> Adapter:
         modules = {name: _module_from_file(name, info, tensors)
                    for name, info in json.loads(metadata["modules"]).items()}
         return Adapter(modules, json.loads(metadata.get("lora_config", "{}")),
-                       metadata.get("base_fingerprint") or None, json.loads(metadata.get("extra", "{}")))
+                       metadata.get("base_fingerprint") or None, json.loads(metadata.get("extra", "{}")), path)
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise AdapterFileError(f"{path}: adapter metadata and tensors disagree ({err}); the file is damaged") \
             from err
@@ -278,19 +295,7 @@ def save_adapter(model: nn.Module, path, adapter_name: str = "default", config: 
 
 def load_adapter(model: nn.Module, path, adapter_name: str = "default", strength: float = 1.0,
                  on_fingerprint_mismatch: str = "warn") -> Adapter:
-    """Load an adapter file onto ``model``. Shapes that do not fit are an error; a base whose
-    weights differ from the one it was trained on warns (``"warn"``), raises (``"error"``), or
-    passes (``"ignore"``)."""
-    if on_fingerprint_mismatch not in ("warn", "error", "ignore"):
-        raise ValueError("on_fingerprint_mismatch must be 'warn', 'error' or 'ignore'")
+    """Read an adapter file and put it onto ``model`` (see :func:`apply_adapter`)."""
     adapter = read_adapter(path)
-    check_adapter_fits(model, adapter)
-    if adapter.base_fingerprint and on_fingerprint_mismatch != "ignore":
-        if base_fingerprint(model) != adapter.base_fingerprint:
-            message = (f"{path}: this adapter was trained on a different base model (fingerprint "
-                       f"{adapter.base_fingerprint[:12]}); shapes fit, but the result may not sound as intended")
-            if on_fingerprint_mismatch == "error":
-                raise AdapterMismatchError(message)
-            warnings.warn(message, FingerprintMismatchWarning, stacklevel=2)
-    apply_adapter(model, adapter, adapter_name, strength)
+    apply_adapter(model, adapter, adapter_name, strength, on_fingerprint_mismatch)
     return adapter

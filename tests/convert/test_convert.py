@@ -1,0 +1,173 @@
+"""End to end on CPU: a flite-spoken sentence through a tiny random RVC model and HuBERT, with and
+without adapters and an index, through the Python API and the CLI."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from builders import tiny_hubert_folder, tiny_model_file
+from lora_core import LoRAConfig, inject_lora, save_adapter
+from speech import flite_sentence
+from webui_lora.assets import Assets
+from webui_lora.convert import ChunkPlan, ConversionSettings, VoiceConverter, quiet_cut_points
+from webui_lora.rvc.audio import AudioInputError
+from webui_lora.rvc.checkpoints import load_model
+from webui_lora.rvc.index import build_index
+
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+FAST = dict(f0_method="pm", seed=0)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("assets")
+    tiny_hubert_folder(root)
+    (root / "weights").mkdir()
+    model = tiny_model_file(root / "weights", "v2_f0_40k")
+    tiny_model_file(root / "weights", "v1_nof0_48k")
+    (root / "adapters").mkdir()
+    net = load_model(model).synthesizer
+    inject_lora(net, LoRAConfig(r=2, lora_alpha=2, target_modules=["dec.ups", "dec.resblocks"],
+                                init_lora_weights=False), "voice")
+    save_adapter(net, root / "adapters" / "voice.safetensors", "voice", extra={"version": "v2", "sr": 40000, "f0": True})
+    speech = root / "speech.wav"
+    soundfile.write(speech, flite_sentence(SENTENCE, "slt", 22050), 22050)
+    return Assets.discover(root)
+
+
+@pytest.fixture(scope="module")
+def converter(assets):
+    return VoiceConverter(assets, device="cpu")
+
+
+def model(assets, name="v2_f0_40k"):
+    return assets.assets_dir / "weights" / f"{name}.pth"
+
+
+def test_output_rate_and_length(assets, converter):
+    converter.load(model(assets))
+    result = converter.convert_file(assets.assets_dir / "speech.wav", ConversionSettings(**FAST))
+    seconds = soundfile.info(assets.assets_dir / "speech.wav").duration
+    assert result.sr == 40000 and result.audio.dtype == np.int16
+    assert abs(len(result.audio) / 40000 - seconds) < 0.03
+    assert np.abs(result.audio).max() > 0
+    assert len(result.f0) == len(result.input_f0) and (result.input_f0 > 0).mean() > 0.3
+    assert set(result.timings) == {"f0", "features", "synthesis", "post"}
+
+
+def test_resample_and_no_f0_model(assets, converter):
+    converter.load(model(assets, "v1_nof0_48k"))
+    result = converter.convert_file(assets.assets_dir / "speech.wav", ConversionSettings(resample_sr=22050, **FAST))
+    assert result.sr == 22050 and result.f0 is None
+
+
+def test_strength_zero_is_bit_identical_and_strength_changes_output(assets, converter):
+    speech = assets.assets_dir / "speech.wav"
+    adapter = assets.assets_dir / "adapters" / "voice.safetensors"
+    converter.load(model(assets))
+    base = converter.convert_file(speech, ConversionSettings(**FAST)).audio
+    converter.load(model(assets), [(adapter, 0.0)])
+    assert np.array_equal(converter.convert_file(speech, ConversionSettings(**FAST)).audio, base)
+    converter.load(model(assets), [(adapter, 1.0)])
+    adapted = converter.convert_file(speech, ConversionSettings(**FAST)).audio
+    assert not np.array_equal(adapted, base)
+    converter.load(model(assets))
+    assert np.array_equal(converter.convert_file(speech, ConversionSettings(**FAST)).audio, base)
+
+
+def test_adapter_for_another_model_is_refused(assets, converter):
+    adapter = assets.assets_dir / "adapters" / "voice.safetensors"
+    with pytest.raises(ValueError, match="voice.safetensors"):
+        converter.load(model(assets, "v1_nof0_48k"), [(adapter, 1.0)])
+    assert converter.compatible_adapters(model(assets, "v1_nof0_48k")) == []
+    assert [p.name for p, _ in converter.compatible_adapters(model(assets))] == ["voice.safetensors"]
+
+
+def test_index_retrieval(assets, converter, tmp_path):
+    converter.load(model(assets))
+    speech = assets.assets_dir / "speech.wav"
+    from webui_lora.rvc.audio import load_audio
+    feats = converter.hubert().features(load_audio(speech, 16000)[None], "v2")[0].numpy()
+    rng = np.random.default_rng(0)
+    index_path = tmp_path / "added_IVF1_Flat_nprobe_1_tiny_v2.index"
+    build_index(np.concatenate([feats + rng.normal(0, 1.0, feats.shape), rng.normal(0, 1, (400, 768))]).astype(
+        np.float32), index_path)
+    base = converter.convert_file(speech, ConversionSettings(**FAST)).audio
+    with_index = converter.convert_file(speech, ConversionSettings(index_path=str(index_path), index_rate=0.75, **FAST))
+    rate_zero = converter.convert_file(speech, ConversionSettings(index_path=str(index_path), index_rate=0.0, **FAST))
+    assert not np.array_equal(with_index.audio, base)
+    assert np.array_equal(rate_zero.audio, base)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such audio file"),
+    (lambda p: soundfile.write(p, np.zeros(0, np.float32), 16000), "no audio samples|cannot decode"),
+    (lambda p: soundfile.write(p, np.zeros(16000, np.float32), 16000), "silent"),
+    (lambda p: soundfile.write(p, np.full(800, 0.1, np.float32), 16000), "too short"),
+    (lambda p: p.write_text("not audio"), "cannot decode|not an audio file"),
+])
+def test_bad_inputs_name_the_file(assets, converter, tmp_path, make, message):
+    path = tmp_path / "input.wav"
+    make(path)
+    converter.load(model(assets))
+    with pytest.raises(AudioInputError, match=message) as info:
+        converter.convert_file(path, ConversionSettings(**FAST))
+    assert str(path) in str(info.value)
+
+
+def test_batch_reports_bad_file_and_finishes_the_rest(assets, converter, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes((assets.assets_dir / "speech.wav").read_bytes())
+    (folder / "b.wav").write_text("garbage")
+    (folder / "c.flac").write_bytes(b"")
+    soundfile.write(folder / "d.flac", flite_sentence("Second file.", "rms"), 16000)
+    converter.load(model(assets))
+    seen = []
+    items = converter.convert_files([folder], tmp_path / "out", ConversionSettings(**FAST), "flac",
+                                    progress=lambda done, total, item: seen.append((done, total)))
+    assert [i.input.name for i in items] == ["a.wav", "b.wav", "c.flac", "d.flac"]
+    assert [i.error is None for i in items] == [True, False, False, True]
+    assert "b.wav" in items[1].error
+    assert soundfile.info(tmp_path / "out" / "d.flac").samplerate == 40000
+    assert seen[-1] == (4, 4)
+
+
+def test_long_input_is_cut_near_quiet_points():
+    plan = ChunkPlan(1, 1, 3, 4)
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.3, 16000 * 10)
+    audio[16000 * 3 + 4000:16000 * 3 + 4800] = 0
+    cuts = quiet_cut_points(audio, plan)
+    assert len(cuts) == 3 and 16000 * 3 + 4000 <= cuts[0] <= 16000 * 3 + 4800
+    assert quiet_cut_points(audio[:16000 * 3], plan) == []
+
+
+def test_long_input_converts_in_chunks(assets, tmp_path):
+    converter = VoiceConverter(assets, device="cpu")
+    converter.plan = ChunkPlan(1, 1, 2, 3)
+    converter.load(model(assets))
+    speech = np.concatenate([flite_sentence(SENTENCE)] * 2)
+    result = converter.convert_audio(speech, ConversionSettings(**FAST))
+    assert abs(len(result.audio) - len(speech) / 16000 * 40000) < 40000 * 0.05
+
+
+def test_cli_convert_and_info(assets, tmp_path):
+    out = tmp_path / "out.wav"
+    adapter = assets.assets_dir / "adapters" / "voice.safetensors"
+    command = [sys.executable, "-m", "webui_lora", "convert", "--model", "v2_f0_40k", "--adapter", f"{adapter}:0.5",
+               "--input", str(assets.assets_dir / "speech.wav"), "--output", str(out), "--f0-method", "pm",
+               "--assets", str(assets.assets_dir), "--seed", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert soundfile.info(out).samplerate == 40000
+    info = subprocess.run([sys.executable, "-m", "webui_lora", "info", str(adapter), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert '"type": "adapter"' in info.stdout and '"ranks": [\n    2\n  ]' in info.stdout
+    missing = subprocess.run([sys.executable, "-m", "webui_lora", "convert", "--model", "nope", "--input", "x.wav",
+                              "--output", str(tmp_path), "--assets", str(assets.assets_dir)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope: no such model file" in missing.stderr

@@ -1,0 +1,394 @@
+"""Voice conversion: RVC's pipeline with any number of LoRA adapters on one base model.
+
+The steps and defaults are RVC's (``infer/modules/vc/pipeline.py``): 16 kHz input scaled to a 0.95
+peak, 48 Hz zero-phase high-pass, reflect padding, long inputs cut near the quietest points, f0 over
+the whole padded signal, HuBERT features (with optional index retrieval) per chunk, protect, the
+synthesizer, RMS mix, resampling, int16 with 0.99 headroom. What RVC lacks: adapters, each with its
+own strength, switched without reloading the base; models, HuBERT and adapters stay cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import signal
+
+from lora_core import (LoRAError, adapter_names, apply_adapter, base_fingerprint,
+                       check_adapter_fits, delete_adapter, read_adapter, set_adapter_strength)
+
+from .assets import Assets
+from .rvc.audio import AudioInputError, load_audio, save_audio
+from .rvc.checkpoints import load_model
+from .rvc.hubert import load_hubert
+from .rvc.index import FeatureIndex
+from .rvc.pitch import CLASSIC, extract_f0, pitch_inputs
+
+HUBERT_SR = 16000
+WINDOW = 160  # samples per synthesizer frame at 16 kHz (10 ms)
+_HIGH_PASS = signal.butter(N=5, Wn=48, btype="high", fs=HUBERT_SR)
+
+
+@dataclass
+class ConversionSettings:
+    """RVC WebUI's single-file defaults."""
+
+    speaker_id: int = 0
+    transpose: float = 0
+    f0_method: str = "rmvpe"
+    index_path: Optional[str] = None
+    index_rate: float = 0.75
+    filter_radius: int = 3
+    protect: float = 0.33
+    rms_mix_rate: float = 0.25
+    resample_sr: int = 0
+    f0_convention: str = CLASSIC
+    seed: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """RVC's memory presets (seconds): reflect padding, cut search radius, cut spacing, one-pass limit."""
+
+    x_pad: int
+    x_query: int
+    x_center: int
+    x_max: int
+
+    @classmethod
+    def for_device(cls, device: torch.device, half: bool) -> "ChunkPlan":
+        if half:
+            if torch.cuda.get_device_properties(device).total_memory <= 4 * 1024 ** 3:
+                return cls(1, 5, 30, 32)
+            return cls(3, 10, 60, 65)
+        return cls(1, 6, 38, 41)
+
+
+@dataclass
+class ConversionResult:
+    audio: np.ndarray  # int16
+    sr: int
+    f0: Optional[np.ndarray]  # Hz per 10 ms frame fed to the synthesizer (transposed), None for no-f0 models
+    input_f0: Optional[np.ndarray]  # Hz per 10 ms frame extracted from the input
+    timings: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class BatchItem:
+    input: Path
+    output: Optional[Path] = None
+    error: Optional[str] = None
+
+
+class VoiceConverter:
+    """Holds the loaded base model, its adapters, HuBERT and index between conversions."""
+
+    def __init__(self, assets: Optional[Assets] = None, device: Optional[str] = None,
+                 hubert_path: Optional[str] = None):
+        self.assets = assets or Assets.discover()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.half = self.device.type == "cuda"
+        self.plan = ChunkPlan.for_device(self.device, self.half)
+        self.hubert_path = hubert_path
+        self._model = None
+        self._model_key = None
+        self._fingerprint = None
+        self._adapters: dict = {}  # adapter name on the model -> (path, mtime)
+        self._hubert = None
+        self._hubert_key = None
+        self._index = None
+        self._index_key = None
+
+    # ----- caches -------------------------------------------------------------------------
+    def load(self, model_path, adapters: Sequence = ()) -> list:
+        """Make ``model_path`` plus ``adapters`` [(path, strength), ...] current; returns warnings.
+
+        The base is loaded once per file version; adapters are added or removed as the list changes;
+        a strength change alone touches no file.
+        """
+        self._ensure_model(model_path)
+        wanted = {_adapter_name(path): (Path(path), strength) for path, strength in adapters}
+        net = self._model.synthesizer
+        for name in [n for n in adapter_names(net) if n not in wanted or
+                     self._adapters.get(n) != _file_key(wanted[n][0])]:
+            delete_adapter(net, name)
+            self._adapters.pop(name, None)
+        messages = []
+        for name, (path, strength) in wanted.items():
+            if name not in self._adapters:
+                messages += self._attach(net, name, path)
+            set_adapter_strength(net, name, float(strength))
+        return messages
+
+    def _ensure_model(self, model_path) -> None:
+        key = _file_key(model_path)
+        if key != self._model_key:
+            self._model = load_model(model_path, device=self.device)
+            if self.half:
+                self._model.synthesizer.half()
+            self._model_key, self._adapters, self._fingerprint = key, {}, None
+
+    def _attach(self, net, name: str, path: Path) -> list:
+        adapter = read_adapter(path)
+        check_adapter_matches_model(adapter, self._model)
+        apply_adapter(net, adapter, name)
+        self._adapters[name] = _file_key(path)
+        if adapter.base_fingerprint and adapter.base_fingerprint != self._base_fingerprint():
+            return [f"{path}: this adapter was trained on a different base model; shapes fit, but the result "
+                    "may not sound as intended"]
+        return []
+
+    def compatible_adapters(self, model_path, adapter_paths: Optional[Sequence] = None) -> list:
+        """(path, note) for each adapter that fits ``model_path``: shapes and recorded version, rate and f0
+        agree; ``note`` is "" or says the adapter was trained on another base (it loads, with a warning)."""
+        self._ensure_model(model_path)
+        compatible = []
+        for path in adapter_paths if adapter_paths is not None else self.assets.adapters():
+            try:
+                adapter = read_adapter(path)
+                check_adapter_fits(self._model.synthesizer, adapter)
+                check_adapter_matches_model(adapter, self._model)
+            except (LoRAError, ValueError):
+                continue
+            other_base = adapter.base_fingerprint and adapter.base_fingerprint != self._base_fingerprint()
+            compatible.append((Path(path), "trained on another base model" if other_base else ""))
+        return compatible
+
+    def _base_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = base_fingerprint(self._model.synthesizer)
+        return self._fingerprint
+
+    @property
+    def model(self):
+        if self._model is None:
+            raise RuntimeError("no model loaded; call load() first")
+        return self._model
+
+    def hubert(self):
+        path = self.hubert_path or self.assets.hubert()
+        if path is None:
+            raise FileNotFoundError("no HuBERT found: " + self.assets.missing_help())
+        key = _file_key(path)
+        if key != self._hubert_key:
+            self._hubert, self._hubert_key = load_hubert(path, device=self.device), key
+        return self._hubert
+
+    def feature_index(self, path) -> Optional[FeatureIndex]:
+        if not path:
+            return None
+        key = _file_key(FeatureIndex.resolve_path(path))
+        if key != self._index_key:
+            self._index, self._index_key = FeatureIndex.load(key[0]), key
+        return self._index
+
+    # ----- conversion ---------------------------------------------------------------------
+    def convert_audio(self, audio16k: np.ndarray, settings: ConversionSettings) -> ConversionResult:
+        """Convert mono float32 audio at 16 kHz with the loaded model and adapters."""
+        model, timings = self.model, {}
+        audio = np.asarray(audio16k, dtype=np.float64)
+        peak = np.abs(audio).max() / 0.95
+        if peak > 1:
+            audio = audio / peak
+        audio = signal.filtfilt(*_HIGH_PASS, audio)
+
+        index = None
+        if settings.index_rate != 0 and settings.index_path:
+            index = self.feature_index(settings.index_path)
+            index.check_dim(256 if model.version == "v1" else 768)
+        plan = self.plan
+        t_pad = HUBERT_SR * plan.x_pad
+        cuts = quiet_cut_points(audio, plan)
+        padded = np.pad(audio, (t_pad, t_pad), mode="reflect")
+        frames = len(padded) // WINDOW
+
+        start = time.perf_counter()
+        pitch = pitchf = input_f0 = target_f0 = None
+        if model.f0:
+            input_f0 = extract_f0(padded.astype(np.float32), settings.f0_method,
+                                  assets_dir=self._pitch_assets(), device=str(self.device))[:frames]
+            if settings.f0_method == "harvest" and settings.filter_radius > 2:
+                input_f0 = signal.medfilt(input_f0, 3)
+            coarse, target_f0 = pitch_inputs(input_f0, settings.transpose, settings.f0_convention)
+            pitch = torch.as_tensor(coarse[:frames], device=self.device).long().unsqueeze(0)
+            pitchf = torch.as_tensor(target_f0[:frames], device=self.device).float().unsqueeze(0)
+        timings["f0"] = time.perf_counter() - start
+
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        sid = torch.tensor([settings.speaker_id], device=self.device).long()
+        t_pad_tgt = model.sr * plan.x_pad
+        pieces, begin, timings["features"], timings["synthesis"] = [], 0, 0.0, 0.0
+        for end in [c // WINDOW * WINDOW for c in cuts] + [None]:
+            stop = None if end is None else end + 2 * t_pad + WINDOW
+            frame_stop = None if end is None else (end + 2 * t_pad) // WINDOW
+            chunk_pitch = None if pitch is None else (pitch[:, begin // WINDOW:frame_stop],
+                                                      pitchf[:, begin // WINDOW:frame_stop])
+            out = self._convert_chunk(padded[begin:stop], chunk_pitch, index, settings, sid, timings)
+            pieces.append(out[t_pad_tgt:-t_pad_tgt])
+            begin = end if end is not None else begin
+
+        start = time.perf_counter()
+        converted = np.concatenate(pieces)
+        if settings.rms_mix_rate != 1:
+            converted = mix_rms(audio, HUBERT_SR, converted, model.sr, settings.rms_mix_rate)
+        out_sr = model.sr
+        if settings.resample_sr >= 16000 and settings.resample_sr != model.sr:
+            converted = librosa.resample(converted, orig_sr=model.sr, target_sr=settings.resample_sr)
+            out_sr = settings.resample_sr
+        timings["post"] = time.perf_counter() - start
+        unpadded = slice(t_pad // WINDOW, frames - t_pad // WINDOW)
+        return ConversionResult(to_int16(converted), out_sr, None if target_f0 is None else target_f0[unpadded],
+                                None if input_f0 is None else input_f0[unpadded], timings)
+
+    def _pitch_assets(self):
+        rmvpe = self.assets.rmvpe()
+        return rmvpe.parent.parent if rmvpe else self.assets.assets_dir
+
+    def _convert_chunk(self, chunk: np.ndarray, chunk_pitch, index, settings, sid, timings) -> np.ndarray:
+        model = self.model
+        dtype = torch.float16 if self.half else torch.float32
+        start = time.perf_counter()
+        with torch.no_grad():
+            source = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)).to(self.device, dtype)
+            feats = self.hubert().features(source.unsqueeze(0), model.version)
+        protecting = settings.protect < 0.5 and chunk_pitch is not None
+        original = feats.clone() if protecting else None
+        if index is not None:
+            retrieved = index.retrieve(feats[0].float().cpu().numpy())
+            rate = settings.index_rate
+            feats = (torch.from_numpy(retrieved).to(feats).unsqueeze(0) * rate + (1 - rate) * feats)
+        frames = min(len(chunk) // WINDOW, 2 * feats.shape[1])
+        feats = _frame_rate(feats)[:, :frames]
+        timings["features"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        with torch.no_grad():
+            lengths = torch.tensor([frames], device=self.device).long()
+            if chunk_pitch is None:
+                audio = model.synthesizer.infer(feats, lengths, sid)[0]
+            else:
+                pitch, pitchf = (p[:, :frames] for p in chunk_pitch)
+                if protecting:
+                    # Unvoiced frames (f0 < 1 Hz) keep (1 - protect) of the un-retrieved features.
+                    keep = torch.where(pitchf < 1, settings.protect, 1.0).unsqueeze(-1).to(feats.dtype)
+                    feats = feats * keep + _frame_rate(original)[:, :frames] * (1 - keep)
+                audio = model.synthesizer.infer(feats, lengths, pitch, pitchf.to(feats.dtype), sid)[0]
+        timings["synthesis"] += time.perf_counter() - start
+        return audio[0, 0].float().cpu().numpy()
+
+    def convert_file(self, path, settings: ConversionSettings) -> ConversionResult:
+        audio = load_audio(path, HUBERT_SR)
+        return self.convert_audio(audio, settings)
+
+    def convert_files(self, inputs: Sequence, output_dir, settings: ConversionSettings, audio_format: str = "wav",
+                      progress: Optional[Callable] = None) -> list:
+        """Convert many files (or every audio file in a folder) into ``output_dir``; a file that fails
+        is reported in its item and the rest go on. ``progress(done, total, item)`` after each file."""
+        files = expand_inputs(inputs)
+        items = []
+        for number, path in enumerate(files, 1):
+            item = BatchItem(path)
+            try:
+                result = self.convert_file(path, settings)
+                item.output = save_audio(Path(output_dir) / f"{path.stem}.{audio_format}", result.audio,
+                                         result.sr, audio_format)
+            except Exception as err:  # one bad file must not stop the batch; the message goes to the user
+                item.error = f"{err}" if isinstance(err, (AudioInputError, ValueError, OSError)) else \
+                    f"{path}: {type(err).__name__}: {err}"
+            items.append(item)
+            if progress:
+                progress(number, len(files), item)
+        return items
+
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
+
+
+def check_adapter_matches_model(adapter, model) -> None:
+    """Refuse an adapter whose recorded RVC version, rate or f0 flag differ from the model's."""
+    for key, have in (("version", model.version), ("sr", model.sr), ("f0", model.f0)):
+        if key in adapter.extra and adapter.extra[key] != have:
+            raise ValueError(f"{adapter.source}: adapter was made for a {key}={adapter.extra[key]!r} model, but "
+                             f"{Path(model.path).name} has {key}={have!r}")
+
+
+def expand_inputs(inputs: Sequence) -> list:
+    """Files as given, plus the audio files (by suffix, sorted) directly inside any folder given."""
+    files = []
+    for entry in inputs:
+        entry = Path(entry)
+        if entry.is_dir():
+            files += sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            files.append(entry)
+    return files
+
+
+def quiet_cut_points(audio: np.ndarray, plan: ChunkPlan) -> list:
+    """Where RVC cuts a long input: every ``x_center`` seconds, at the frame within ``x_query`` seconds
+    whose 10 ms window sum is closest to zero (RVC sums raw samples, not magnitudes; kept for parity)."""
+    padded = np.pad(audio, (WINDOW // 2, WINDOW // 2), mode="reflect")
+    if len(padded) <= HUBERT_SR * plan.x_max:
+        return []
+    window_sums = np.abs(np.convolve(padded, np.ones(WINDOW), mode="valid")[:len(audio)])
+    query, center = HUBERT_SR * plan.x_query, HUBERT_SR * plan.x_center
+    cuts = []
+    for t in range(center, len(audio), center):
+        region = window_sums[t - query:t + query]
+        cuts.append(t - query + int(np.argmin(region)))
+    return cuts
+
+
+def mix_rms(source: np.ndarray, source_sr: int, converted: np.ndarray, converted_sr: int, rate: float) -> np.ndarray:
+    """RVC's loudness mix: scale the output by rms_in^(1-rate) * rms_out^(rate-1), envelopes taken
+    over half-second frames and linearly interpolated to the output length."""
+    def envelope(audio, sr):
+        rms = frame_rms(audio, frame_length=sr // 2 * 2, hop_length=sr // 2)
+        return F.interpolate(torch.from_numpy(rms)[None, None], size=len(converted), mode="linear").squeeze()
+
+    rms_in = envelope(source, source_sr)
+    rms_out = torch.clamp(envelope(converted, converted_sr), min=1e-6)
+    gain = torch.pow(rms_in, torch.tensor(1 - rate)) * torch.pow(rms_out, torch.tensor(rate - 1))
+    return converted * gain.numpy()
+
+
+def frame_rms(audio: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """Root-mean-square per frame, frames centred on multiples of ``hop_length`` over zero padding
+    (librosa.feature.rms with its defaults, without its first-call start-up cost)."""
+    padded = np.pad(np.asarray(audio, dtype=np.float64), frame_length // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length]
+    return np.sqrt(np.mean(frames ** 2, axis=1))
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """Scale to int16, only attenuating when the peak exceeds 0.99."""
+    peak = np.abs(audio).max() / 0.99
+    scale = 32768 / peak if peak > 1 else 32768
+    return (audio * scale).astype(np.int16)
+
+
+def _frame_rate(feats: torch.Tensor) -> torch.Tensor:
+    """HuBERT's 50 Hz frames to the synthesizer's 100 Hz by repeating each frame, as RVC does."""
+    return F.interpolate(feats.permute(0, 2, 1), scale_factor=2).permute(0, 2, 1)
+
+
+def _file_key(path) -> tuple:
+    path = Path(path).resolve()
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+def _adapter_name(path) -> str:
+    """A stable adapter name per file (adapter names cannot hold dots or slashes)."""
+    path = Path(path).resolve()
+    return f"{''.join(c if c.isalnum() else '_' for c in path.stem)[:40]}_" \
+           f"{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
