@@ -49,6 +49,16 @@ class LoRALayer(nn.Module):
         self.merged_adapters: list = []
         self._pre_merge_values: Optional[dict] = None
 
+    def __getattr__(self, name: str):
+        """Attributes the wrapper lacks (``weight``, ``in_channels``, ``groups``, ...) are the base
+        layer's, so model code that reads them keeps working; ``weight`` is the un-adapted one."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base_layer":
+                raise
+            return getattr(self.base_layer, name)
+
     # ----- layout, defined per layer type -------------------------------------------------
     @property
     def groups(self) -> int:

@@ -147,3 +147,12 @@ def test_only_lora_is_trainable():
 def test_invalid_adapter_name():
     with pytest.raises(ValueError):
         inject_lora(tiny_decoder(), LoRAConfig(target_modules=["ups"]), "my.adapter")
+
+
+def test_wrapped_layers_still_answer_base_attributes():
+    model = tiny_decoder()
+    inject_lora(model, LoRAConfig(r=2, target_modules="all"))
+    assert model.emb_phone.in_features == 6 and model.ups[0].stride == (2,)
+    assert model.emb_g.weight is model.emb_g.base_layer.weight
+    with pytest.raises(AttributeError):
+        model.ups[0].no_such_attribute
