@@ -15,7 +15,7 @@ import safetensors.torch
 import torch
 from transformers import HubertConfig
 
-from webui_lora.rvc.fairseq_checkpoint import CheckpointError, UnsafeCheckpointError
+from webui_lora.rvc.checkpoints import CheckpointError, UnsafeCheckpointError
 from webui_lora.rvc.hubert import HubertWithFinalProj, load_hubert, save_hubert_folder
 from webui_lora.rvc.hubert_fairseq import parse_conv_layers
 

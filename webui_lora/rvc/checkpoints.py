@@ -46,7 +46,7 @@ RVC_LAYOUTS = (
 SMALL_MODEL_SEGMENT_SIZE = 32  # the placeholder RVC stores in every small model's config
 
 
-class CheckpointError(Exception):
+class CheckpointError(ValueError):
     """A checkpoint file cannot be used; the message names the file and what is wrong with it."""
 
     def __init__(self, path, problem: str):

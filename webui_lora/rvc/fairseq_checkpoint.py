@@ -18,19 +18,17 @@ import zipfile
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A file or folder that is not a usable checkpoint; the message names it and says why."""
+from .checkpoints import CheckpointError, UnsafeCheckpointError
 
 
-class UnsafeCheckpointError(CheckpointError):
-    """A pickle that asks for a global outside the allow-list (code it would run to load)."""
+class RefusedGlobal(Exception):
+    """The pickle asked for something outside the allow-list; read_checkpoint names the file."""
 
 
 def _latin1_bytes(text, encoding):
     """Protocol-2 pickles store bytes as `_codecs.encode(text, 'latin1')`; nothing else is accepted."""
     if encoding not in ("latin1", "latin-1"):
-        raise UnsafeCheckpointError(f"refused _codecs.encode with encoding {encoding!r}")
+        raise RefusedGlobal(f"refused _codecs.encode with encoding {encoding!r}")
     return codecs.encode(text, encoding)
 
 
@@ -84,7 +82,7 @@ def _resolve_global(module, name):
         return _ALLOWED_GLOBALS[(module, name)]
     if module.split(".")[0] in _INERT_MODULE_ROOTS or (module, name) in _INERT_GLOBALS:
         return _inert_class(f"{module}.{name}")
-    raise UnsafeCheckpointError(f"the pickle asks for {module}.{name}, which is not on the allow-list "
+    raise RefusedGlobal(f"the pickle asks for {module}.{name}, which is not on the allow-list "
                                 "(a checkpoint never needs it; loading it could run code)")
 
 
@@ -118,13 +116,13 @@ def read_checkpoint(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     if _is_torchscript_archive(path):
-        raise UnsafeCheckpointError(f"{path}: is a TorchScript archive, not a fairseq checkpoint; refused")
+        raise UnsafeCheckpointError(path, f"is a TorchScript archive, not a fairseq checkpoint; refused")
     try:
         return torch.load(path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
-    except UnsafeCheckpointError as err:
-        raise UnsafeCheckpointError(f"{path}: refused to load: {err}") from None
+    except RefusedGlobal as err:
+        raise UnsafeCheckpointError(path, f"refused to load: {err}") from None
     except Exception as err:  # a truncated zip, a text file, a foreign pickle: all unreadable the same way
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(path, f"cannot be read as a torch checkpoint ({type(err).__name__}: {err})") from err
 
 
 def plain_config(value):

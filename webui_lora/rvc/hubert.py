@@ -14,7 +14,8 @@ import safetensors.torch
 import torch
 from transformers import HubertConfig
 
-from .fairseq_checkpoint import CheckpointError, UnsafeCheckpointError, read_checkpoint
+from .checkpoints import CheckpointError, UnsafeCheckpointError
+from .fairseq_checkpoint import read_checkpoint
 from .hubert_fairseq import (check_is_hubert, fairseq_sections, hubert_config_from_fairseq,
                              transformers_state_from_fairseq)
 from .hubert_model import RVC_FEATURE_LAYERS, HubertWithFinalProj
@@ -84,10 +85,10 @@ def _load_transformers_folder(path):
     if not os.path.isfile(config_file):
         checkpoints = sorted(name for name in os.listdir(path) if name.endswith((".pt", ".pth")))
         hint = f"; it holds {checkpoints}: pass that file itself" if checkpoints else ""
-        raise CheckpointError(f"{path}: folder has no config.json, so it is not a transformers HuBERT folder{hint}")
+        raise CheckpointError(path, f"folder has no config.json, so it is not a transformers HuBERT folder{hint}")
     raw_config = _read_json(config_file)
     if raw_config.get("model_type") != "hubert":
-        raise CheckpointError(f"{config_file}: model_type is {raw_config.get('model_type')!r}, not 'hubert'")
+        raise CheckpointError(config_file, f"model_type is {raw_config.get('model_type')!r}, not 'hubert'")
     model = HubertWithFinalProj(HubertConfig.from_dict(raw_config), normalize_waveform=_folder_normalizes(path))
     _load_weights(model, _read_folder_weights(path), path)
     return model
@@ -98,7 +99,7 @@ def _read_json(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: unreadable JSON ({err})") from None
+        raise CheckpointError(path, f"unreadable JSON ({err})") from None
 
 
 def _folder_normalizes(path):
@@ -120,8 +121,8 @@ def _read_folder_weights(path):
                 return safetensors.torch.load_file(weights_file, device="cpu")
             return torch.load(weights_file, map_location="cpu", weights_only=True)
         except Exception as err:  # corrupt file or a pickle that needs more than tensors
-            raise CheckpointError(f"{weights_file}: cannot be read as weights ({err})") from None
-    raise CheckpointError(f"{path}: folder has none of {list(_WEIGHT_FILES)}")
+            raise CheckpointError(weights_file, f"cannot be read as weights ({err})") from None
+    raise CheckpointError(path, f"folder has none of {list(_WEIGHT_FILES)}")
 
 
 def _load_weights(model, state, path, unknown_keys=()):
@@ -133,12 +134,12 @@ def _load_weights(model, state, path, unknown_keys=()):
     missing = sorted(set(expected) - state.keys())
     unexpected = sorted(set(state) - set(expected)) + sorted(unknown_keys)
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit the HuBERT its config describes; "
+        raise CheckpointError(path, f"weights do not fit the HuBERT its config describes; "
                               f"missing keys {missing}, unexpected keys {unexpected}")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:  # a tensor whose shape disagrees with the config
-        raise CheckpointError(f"{path}: weights do not fit the HuBERT its config describes; {err}") from None
+        raise CheckpointError(path, f"weights do not fit the HuBERT its config describes; {err}") from None
 
 
 def _write_text(target, text):

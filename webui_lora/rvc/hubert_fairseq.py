@@ -9,7 +9,8 @@ import re
 
 from transformers import HubertConfig
 
-from .fairseq_checkpoint import CheckpointError, plain_config
+from .checkpoints import CheckpointError
+from .fairseq_checkpoint import plain_config
 
 # fairseq activation names -> transformers ACT2FN names with the same formula.
 _ACTIVATIONS = {"gelu": "gelu", "gelu_accurate": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
@@ -65,14 +66,14 @@ def parse_conv_layers(spec):
 def fairseq_sections(checkpoint, path):
     """Return (model cfg, task cfg) as plain dicts from `cfg` (fairseq >= 0.10) or the older flat `args`."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        raise CheckpointError(f"{path}: not a fairseq checkpoint (no 'model' state dict)")
+        raise CheckpointError(path, f"not a fairseq checkpoint (no 'model' state dict)")
     cfg = plain_config(checkpoint.get("cfg"))
     if isinstance(cfg, dict) and isinstance(cfg.get("model"), dict):
         return cfg["model"], cfg.get("task") or {}
     args = plain_config(checkpoint.get("args"))
     if isinstance(args, dict):
         return args, args
-    raise CheckpointError(f"{path}: fairseq checkpoint without 'cfg' or 'args'; its geometry is unknown")
+    raise CheckpointError(path, f"fairseq checkpoint without 'cfg' or 'args'; its geometry is unknown")
 
 
 def check_is_hubert(model_cfg, state, path):
@@ -80,7 +81,7 @@ def check_is_hubert(model_cfg, state, path):
     model_type = model_cfg.get("_name", model_cfg.get("arch"))
     missing = [key for key in _HUBERT_MARKERS if key not in state]
     if (model_type is not None and model_type != "hubert") or missing:
-        raise CheckpointError(f"{path}: not a fairseq HuBERT/ContentVec checkpoint "
+        raise CheckpointError(path, f"not a fairseq HuBERT/ContentVec checkpoint "
                               f"(model type {model_type!r}, missing {missing})")
 
 
@@ -88,7 +89,7 @@ def hubert_config_from_fairseq(model_cfg, task_cfg, path):
     """Build the transformers config for the checkpoint's geometry; returns (config, normalize_waveform)."""
     absent = [field for field in _REQUIRED_FIELDS if field not in model_cfg]
     if absent:
-        raise CheckpointError(f"{path}: checkpoint cfg lacks {absent}")
+        raise CheckpointError(path, f"checkpoint cfg lacks {absent}")
     unsupported = {field: model_cfg[field] for field, plain in (
         ("layer_type", "transformer"), ("pos_enc_type", "abs"), ("conv_pos_batch_norm", False),
         ("untie_final_proj", False)) if model_cfg.get(field, plain) != plain}
@@ -99,11 +100,11 @@ def hubert_config_from_fairseq(model_cfg, task_cfg, path):
     if task_cfg.get("sample_rate", 16000) != 16000:
         unsupported["sample_rate"] = task_cfg["sample_rate"]
     if unsupported:
-        raise CheckpointError(f"{path}: unsupported HuBERT variant {unsupported}")
+        raise CheckpointError(path, f"unsupported HuBERT variant {unsupported}")
     try:
         conv_layers = parse_conv_layers(model_cfg["conv_feature_layers"])
     except ValueError as err:
-        raise CheckpointError(f"{path}: {err}") from None
+        raise CheckpointError(path, f"{err}") from None
     hidden = model_cfg["encoder_embed_dim"]
     config = HubertConfig(
         hidden_size=hidden,
