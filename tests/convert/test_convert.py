@@ -171,3 +171,18 @@ def test_cli_convert_and_info(assets, tmp_path):
                               "--output", str(tmp_path), "--assets", str(assets.assets_dir)],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "nope: no such model file" in missing.stderr
+
+
+@pytest.mark.parametrize("suffix, rate", [(".ogg", 44100), (".mp3", 22050), (".flac", 8000)])
+def test_other_formats_rates_and_stereo_in_and_out(assets, converter, tmp_path, suffix, rate):
+    mono = flite_sentence(SENTENCE, "awb", rate)
+    path = tmp_path / f"stereo{suffix}"
+    soundfile.write(path, np.stack([mono, 0.5 * mono], axis=1), rate)
+    converter.load(model(assets))
+    result = converter.convert_file(path, ConversionSettings(**FAST))
+    assert abs(len(result.audio) / result.sr - len(mono) / rate) < 0.1
+    from webui_lora.rvc.audio import save_audio
+    written = save_audio(tmp_path / "out.mp3", result.audio, result.sr)
+    info = soundfile.info(written)
+    # MP3 has no 40 kHz rate: the encoder resamples to a standard one and keeps the duration.
+    assert info.samplerate in (44100, 48000) and abs(info.duration - len(result.audio) / 40000) < 0.1
