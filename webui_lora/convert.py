@@ -213,15 +213,18 @@ class VoiceConverter:
         start = time.perf_counter()
         pitch = pitchf = input_f0 = target_f0 = None
         if model.f0:
-            input_f0 = extract_f0(padded.astype(np.float32), settings.f0_method,
-                                  assets_dir=self._pitch_assets(), device=str(self.device))[:frames]
-            if settings.f0_method == "harvest" and settings.filter_radius > 2:
-                input_f0 = signal.medfilt(input_f0, 3)
+            options = {"filter_radius": settings.filter_radius} if settings.f0_method == "harvest" else {}
+            input_f0 = extract_f0(padded.astype(np.float32), settings.f0_method, assets_dir=self._pitch_assets(),
+                                  device=str(self.device), **options)[:frames]
             coarse, target_f0 = pitch_inputs(input_f0, settings.transpose, settings.f0_convention)
             pitch = torch.as_tensor(coarse[:frames], device=self.device).long().unsqueeze(0)
             pitchf = torch.as_tensor(target_f0[:frames], device=self.device).float().unsqueeze(0)
         timings["f0"] = time.perf_counter() - start
 
+        speakers = model.synthesizer.emb_g.weight.shape[0]
+        if not 0 <= settings.speaker_id < speakers:
+            raise ValueError(f"speaker id {settings.speaker_id} is out of range: {Path(model.path).name} has "
+                             f"{speakers} speakers (0..{speakers - 1})")
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         sid = torch.tensor([settings.speaker_id], device=self.device).long()

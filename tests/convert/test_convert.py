@@ -186,3 +186,15 @@ def test_other_formats_rates_and_stereo_in_and_out(assets, converter, tmp_path, 
     info = soundfile.info(written)
     # MP3 has no 40 kHz rate: the encoder resamples to a standard one and keeps the duration.
     assert info.samplerate in (44100, 48000) and abs(info.duration - len(result.audio) / 40000) < 0.1
+
+
+def test_speaker_id_out_of_range(assets, converter):
+    converter.load(model(assets))
+    with pytest.raises(ValueError, match="speaker id 7 is out of range: v2_f0_40k.pth has 3 speakers"):
+        converter.convert_file(assets.assets_dir / "speech.wav", ConversionSettings(speaker_id=7, **FAST))
+
+
+def test_harvest_with_median_filter(assets, converter):
+    converter.load(model(assets))
+    result = converter.convert_file(assets.assets_dir / "speech.wav", ConversionSettings(f0_method="harvest", seed=0))
+    assert (result.input_f0 > 0).mean() > 0.3
