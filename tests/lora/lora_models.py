@@ -19,15 +19,23 @@ def with_weight_norm(layer: nn.Module, style: str, dim) -> nn.Module:
     return layer
 
 
+def draw_conv_geometry(draw, max_kernel: int, max_stride: int) -> tuple:
+    """(groups, kernel, stride, dilation) of a 1-D convolution."""
+    return (draw(st.integers(1, 3)), draw(st.integers(1, max_kernel)), draw(st.integers(1, max_stride)),
+            draw(st.integers(1, 3)))
+
+
+def draw_grouped_channels(draw, groups: int) -> tuple:
+    """(in_channels, out_channels), each a multiple of ``groups``."""
+    return groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+
+
 @st.composite
 def conv1d_cases(draw):
-    groups = draw(st.integers(1, 3))
-    kernel = draw(st.integers(1, 5))
-    stride = draw(st.integers(1, 3))
-    dilation = draw(st.integers(1, 3))
+    groups, kernel, stride, dilation = draw_conv_geometry(draw, max_kernel=5, max_stride=3)
     padding_mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
     padding = draw(st.sampled_from(["same", 0, 1, 2, 3] if stride == 1 else [0, 1, 2, 3]))
-    layer = nn.Conv1d(groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3)), kernel,
+    layer = nn.Conv1d(*draw_grouped_channels(draw, groups), kernel,
                       stride=stride, padding=padding, dilation=dilation, groups=groups,
                       bias=draw(st.booleans()), padding_mode=padding_mode)
     length = draw(st.integers(dilation * (kernel - 1) + 4, dilation * (kernel - 1) + 12))
@@ -37,13 +45,10 @@ def conv1d_cases(draw):
 
 @st.composite
 def conv_transpose1d_cases(draw):
-    groups = draw(st.integers(1, 3))
-    kernel = draw(st.integers(1, 6))
-    stride = draw(st.integers(1, 4))
-    dilation = draw(st.integers(1, 3))
+    groups, kernel, stride, dilation = draw_conv_geometry(draw, max_kernel=6, max_stride=4)
     padding = draw(st.integers(0, dilation * (kernel - 1) // 2))
     output_padding = draw(st.integers(0, max(stride, dilation) - 1))
-    layer = nn.ConvTranspose1d(groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3)), kernel,
+    layer = nn.ConvTranspose1d(*draw_grouped_channels(draw, groups), kernel,
                                stride=stride, padding=padding, output_padding=output_padding,
                                groups=groups, bias=draw(st.booleans()), dilation=dilation)
     x = torch.randn(draw(st.integers(1, 2)), layer.in_channels, draw(st.integers(3, 9)))

@@ -8,6 +8,7 @@ import torch
 from torch.nn.utils import parametrizations, remove_weight_norm
 from torch.nn.utils.weight_norm import WeightNorm
 
+from builders import TINY, tiny_config, tiny_synthesizer
 from webui_lora.rvc.checkpoints import (
     ArchitectureError,
     CheckpointError,
@@ -21,39 +22,8 @@ from webui_lora.rvc.checkpoints import (
 )
 from webui_lora.rvc.models import build_discriminator, build_synthesizer
 
-# Tiny widths, real decoder layouts: (version, f0, upsample_rates, upsample_kernel_sizes, spec_channels, sr)
-TINY = {
-    "v2_f0_40k": ("v2", True, [10, 10, 2, 2], [16, 16, 4, 4], 1025, 40000),
-    "v1_f0_48k": ("v1", True, [10, 6, 2, 2, 2], [16, 16, 4, 4, 4], 1025, 48000),
-    "v2_nof0_32k": ("v2", False, [10, 8, 2, 2], [20, 16, 4, 4], 513, 32000),
-    "v1_nof0_48k": ("v1", False, [10, 6, 2, 2, 2], [16, 16, 4, 4, 4], 1025, 48000),
-}
 FRAMES = 12
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny; on a shared 2-core box extra threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_config(name):
-    _, _, rates, kernels, spec, sr = TINY[name]
-    return [spec, 32, 8, 16, 32, 2, 2, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, rates, 32, kernels, 3, 16, sr]
-
-
-def tiny_model(name, seed=0):
-    """A random full generator (with enc_q) whose flow is not the identity, so every part shows in the output."""
-    version, f0 = TINY[name][:2]
-    torch.manual_seed(seed)
-    model = build_synthesizer(tiny_config(name), version, f0)
-    with torch.no_grad():
-        for flow in model.flow.flows[::2]:
-            flow.post.weight.normal_(0, 0.1)
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthesize(model, f0, seed=7):
@@ -81,7 +51,7 @@ def fp16_copy(model):
 
 
 def small_file(tmp_path, name, **save_kwargs):
-    model = tiny_model(name)
+    model = tiny_synthesizer(name)
     version, f0 = TINY[name][:2]
     path = tmp_path / f"{name}.pth"
     save_small_model(path, model, tiny_config(name), version=version, f0=f0, **save_kwargs)
@@ -137,7 +107,7 @@ def test_small_model_is_written_as_rvc_writes_it(tmp_path):
 
 
 def test_fp32_small_file_loads_exactly(tmp_path):
-    model = tiny_model("v2_f0_40k")
+    model = tiny_synthesizer("v2_f0_40k")
     path = tmp_path / "fp32.pth"
     weight = {key: value for key, value in model.state_dict().items() if "enc_q" not in key}
     torch.save(
@@ -149,7 +119,7 @@ def test_fp32_small_file_loads_exactly(tmp_path):
 
 def test_metadata_is_read_off_shapes_when_missing(tmp_path):
     for name in ["v2_f0_40k", "v1_f0_48k", "v2_nof0_32k"]:
-        model = tiny_model(name)
+        model = tiny_synthesizer(name)
         path = tmp_path / f"{name}.pth"
         torch.save({"weight": {k: v.half() for k, v in model.state_dict().items() if "enc_q" not in k}}, path)
         loaded = load_model(path)
@@ -160,7 +130,7 @@ def test_metadata_is_read_off_shapes_when_missing(tmp_path):
 
 def test_ambiguous_layout_asks_for_the_sample_rate(tmp_path):
     """A no-f0 small model in the 5-stage layout could be v1 32k or v1 48k; only the stored rate tells."""
-    model = tiny_model("v1_nof0_48k")
+    model = tiny_synthesizer("v1_nof0_48k")
     path = tmp_path / "bare.pth"
     torch.save({"weight": {k: v for k, v in model.state_dict().items() if "enc_q" not in k}}, path)
     with pytest.raises(CheckpointError, match="sample_rate") as caught:
@@ -200,7 +170,7 @@ def test_config_that_does_not_describe_the_weights_is_an_error(tmp_path):
 
 
 def test_training_checkpoint_with_enc_q(tmp_path):
-    model = tiny_model("v2_f0_40k")
+    model = tiny_synthesizer("v2_f0_40k")
     optimizer = torch.optim.AdamW(model.parameters(), 1e-4, betas=(0.8, 0.99), eps=1e-9)
     model.emb_g.weight.square().sum().backward()
     optimizer.step()  # so the file carries Adam moments, as a real G_*.pth does
@@ -219,7 +189,7 @@ def test_training_checkpoint_with_enc_q(tmp_path):
 
 def test_pretrained_base_tells_32k_from_48k_by_its_spectrogram_width(tmp_path):
     """f0G48k-style base without metadata: enc_q's input width (1025 bins) rules out 32k."""
-    model = tiny_model("v1_nof0_48k")
+    model = tiny_synthesizer("v1_nof0_48k")
     path = tmp_path / "G48k.pth"
     torch.save({"model": {k: v.half() for k, v in model.state_dict().items()}}, path)
     loaded = load_model(path)
@@ -229,7 +199,7 @@ def test_pretrained_base_tells_32k_from_48k_by_its_spectrogram_width(tmp_path):
 
 def test_applio_parametrized_file_matches_the_legacy_one(tmp_path):
     model, legacy_path = small_file(tmp_path, "v2_f0_40k")
-    applio = to_parametrized(tiny_model("v2_f0_40k"))
+    applio = to_parametrized(tiny_synthesizer("v2_f0_40k"))
     weight = {k: v.half() for k, v in applio.state_dict().items() if "enc_q" not in k}
     assert any(".parametrizations.weight.original0" in key for key in weight)
     path = tmp_path / "applio.pth"
@@ -278,7 +248,7 @@ def test_discriminator_files(tmp_path):
 
 
 def test_infer_config_works_on_a_state_dict():
-    model = tiny_model("v2_nof0_32k")
+    model = tiny_synthesizer("v2_nof0_32k")
     assert infer_config(model.state_dict(), kind="training")[-1] == 32000
 
 
@@ -341,7 +311,7 @@ def test_wrong_architecture(tmp_path):
 
 
 def test_weights_that_do_not_fit_their_layout(tmp_path):
-    model = tiny_model("v2_f0_40k")
+    model = tiny_synthesizer("v2_f0_40k")
     state = {k: v for k, v in model.state_dict().items() if "enc_q" not in k}
     del state["flow.flows.2.post.bias"]
     path = tmp_path / "partial.pth"
@@ -354,7 +324,7 @@ def test_weights_that_do_not_fit_their_layout(tmp_path):
 
 
 def test_save_refuses_a_key_set_rvc_would_not_load_strictly(tmp_path):
-    model = tiny_model("v2_f0_40k")
+    model = tiny_synthesizer("v2_f0_40k")
     path = tmp_path / "out.pth"
     state = model.state_dict()
     state["dec.conv_pre.lora_A"] = torch.zeros(2, 8, 7)
@@ -372,7 +342,7 @@ def test_save_refuses_a_key_set_rvc_would_not_load_strictly(tmp_path):
 
 def test_save_replaces_an_existing_file_atomically(tmp_path):
     _, path = small_file(tmp_path, "v2_f0_40k", info="old")
-    model = tiny_model("v2_f0_40k", seed=1)
+    model = tiny_synthesizer("v2_f0_40k", seed=1)
     save_small_model(path, model, tiny_config("v2_f0_40k"), version="v2", f0=True, info="new", sr="40k")
     assert load_model(path).info == "new"
     assert os.listdir(tmp_path) == [path.name]

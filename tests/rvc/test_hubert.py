@@ -115,6 +115,8 @@ def as_omegaconf(value, parent=None):
     return node
 
 
+# transformers -> fairseq: the inverse of hubert_fairseq's rules, written apart from them on purpose,
+# so that loading these checkpoints tests those rules instead of repeating them.
 _TO_FAIRSEQ_KEYS = [(re.compile(pattern), replacement) for pattern, replacement in (
     (r"^feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
     (r"^feature_projection\.layer_norm\.", "layer_norm."),

@@ -13,14 +13,7 @@ from webui_lora.rvc.models.flow import ResidualCouplingBlock
 CONFIG_40K = [1025, 8, 8, 16, 32, 2, 2, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, [10, 10, 2, 2], 32, [16, 16, 4, 4]]
 CONFIG_40K += [3, 16, 40000]  # tiny widths, the real 40k layout; segment_size 8 frames
 HOP = 400
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def naive_relative_attention(attn, x, mask):

@@ -18,6 +18,7 @@ from webui_lora.rvc.models import (
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rvc_parity"
 CASES = ["v1_f0_48k", "v2_f0_40k", "v2_nof0_32k"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Full-size configs as RVC ships them (configs/v1/*.json, configs/v2/*.json; v2 40k uses v1 40k).
 LAYOUTS = {
@@ -37,15 +38,6 @@ PARAM_COUNTS = {
     "v2_40k": (36_458_818, 27_537_346, 27_465_920),
     "v2_48k": (37_638_466, 28_716_994, 28_645_568),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny; on a shared 2-core box extra threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def full_config(name):

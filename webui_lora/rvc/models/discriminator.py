@@ -12,7 +12,21 @@ from .commons import LRELU_SLOPE, legacy_weight_norm, same_padding
 PERIODS = {"v1": (2, 3, 5, 7, 11, 17), "v2": (2, 3, 5, 7, 11, 17, 23, 37)}
 
 
-class DiscriminatorS(nn.Module):
+class _Discriminator(nn.Module):
+    """What both discriminators share: their ``convs``, each followed by a LeakyReLU, then ``conv_post``."""
+
+    def forward(self, x: torch.Tensor):
+        """x [B, 1, ...] -> (flattened scores, feature maps for the feature-matching loss)."""
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return torch.flatten(x, 1, -1), fmap
+
+
+class DiscriminatorS(_Discriminator):
     """Judges the raw waveform with grouped strided 1-D convolutions."""
 
     def __init__(self):
@@ -31,18 +45,8 @@ class DiscriminatorS(nn.Module):
         )
         self.conv_post = legacy_weight_norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
 
-    def forward(self, x: torch.Tensor):
-        """x [B, 1, N] -> (flattened scores, feature maps for the feature-matching loss)."""
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
 
-
-class DiscriminatorP(nn.Module):
+class DiscriminatorP(_Discriminator):
     """Judges every ``period``-th sample: the waveform folded into [N / period, period] and convolved along time."""
 
     def __init__(self, period: int, kernel_size: int = 5, stride: int = 3):
@@ -65,14 +69,7 @@ class DiscriminatorP(nn.Module):
             pad = self.period - length % self.period
             x = F.pad(x, (0, pad), "reflect")
             length += pad
-        x = x.view(batch, channels, length // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return super().forward(x.view(batch, channels, length // self.period, self.period))
 
 
 class MultiPeriodDiscriminator(nn.Module):

@@ -142,39 +142,21 @@ class Generator(nn.Module):
 
 class GeneratorNSF(Generator):
     """The f0 decoder: before each stage's fusion, adds a learned strided projection of the NSF
-    excitation, downsampled to that stage's rate."""
+    excitation, downsampled to that stage's rate.
 
-    def __init__(
-        self,
-        initial_channel: int,
-        resblock: str,
-        resblock_kernel_sizes,
-        resblock_dilation_sizes,
-        upsample_rates,
-        upsample_initial_channel: int,
-        upsample_kernel_sizes,
-        gin_channels: int,
-        sr: int,
-    ):
-        super().__init__(
-            initial_channel,
-            resblock,
-            resblock_kernel_sizes,
-            resblock_dilation_sizes,
-            upsample_rates,
-            upsample_initial_channel,
-            upsample_kernel_sizes,
-            gin_channels,
-        )
-        self.m_source = SourceModuleHnNSF(sampling_rate=sr, harmonic_num=0)
+    Takes Generator's arguments plus ``sr``, the output sample rate the excitation is generated at.
+    """
+
+    def __init__(self, *args, sr: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.m_source = SourceModuleHnNSF(sr)
         self.noise_convs = nn.ModuleList()
-        for i in range(len(upsample_rates)):
-            channels = upsample_initial_channel // 2 ** (i + 1)
-            if i + 1 < len(upsample_rates):
-                stride = math.prod(upsample_rates[i + 1 :])
-                self.noise_convs.append(nn.Conv1d(1, channels, stride * 2, stride, padding=stride // 2))
+        for i, up in enumerate(self.ups):
+            if i + 1 < len(self.ups):  # the excitation is at the output rate: stride over the stages still to come
+                stride = math.prod(later.stride[0] for later in self.ups[i + 1 :])
+                self.noise_convs.append(nn.Conv1d(1, up.out_channels, stride * 2, stride, padding=stride // 2))
             else:
-                self.noise_convs.append(nn.Conv1d(1, channels, 1))
+                self.noise_convs.append(nn.Conv1d(1, up.out_channels, 1))
 
     def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, n_res=None) -> torch.Tensor:
         """x [B, C, T], f0 [B, T] Hz -> audio [B, 1, T * hop]."""

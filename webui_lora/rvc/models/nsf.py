@@ -63,19 +63,12 @@ def _stretch(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
 
 
 class SourceModuleHnNSF(nn.Module):
-    """Merge the sine harmonics into one excitation channel: tanh(Linear(sines))."""
+    """Merge the sine harmonics into one excitation channel: tanh(Linear(sines)). Takes SineGen's arguments."""
 
-    def __init__(
-        self,
-        sampling_rate: int,
-        harmonic_num: int = 0,
-        sine_amp: float = 0.1,
-        add_noise_std: float = 0.003,
-        voiced_threshold: float = 0,
-    ):
+    def __init__(self, *args, **kwargs):
         super().__init__()
-        self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std, voiced_threshold)
-        self.l_linear = nn.Linear(harmonic_num + 1, 1)
+        self.l_sin_gen = SineGen(*args, **kwargs)
+        self.l_linear = nn.Linear(self.l_sin_gen.harmonic_num + 1, 1)
 
     def forward(self, f0: torch.Tensor, upp: int) -> torch.Tensor:
         """f0 [B, T] -> excitation [B, T*upp, 1] in the dtype of the model's weights."""

@@ -93,28 +93,10 @@ class _Synthesizer(nn.Module):
         is_half=False,
         **unused_hparams,
     ):
+        arguments = locals()  # taken before any other local exists: just the arguments, by name
         super().__init__()
         self.sample_rate = None if sr is None else parse_sample_rate(sr)
-        self.config = [
-            spec_channels,
-            segment_size,
-            inter_channels,
-            hidden_channels,
-            filter_channels,
-            n_heads,
-            n_layers,
-            kernel_size,
-            p_dropout,
-            resblock,
-            resblock_kernel_sizes,
-            resblock_dilation_sizes,
-            upsample_rates,
-            upsample_initial_channel,
-            upsample_kernel_sizes,
-            spk_embed_dim,
-            gin_channels,
-            self.sample_rate,
-        ]
+        self.config = [arguments[name] for name in CONFIG_FIELDS[:-1]] + [self.sample_rate]
         self.segment_size = segment_size
         self.enc_p = TextEncoder(
             CONTENT_CHANNELS[self.version],
@@ -124,7 +106,7 @@ class _Synthesizer(nn.Module):
             n_heads,
             n_layers,
             kernel_size,
-            float(p_dropout),
+            p_dropout,
             f0=self.uses_f0,
         )
         decoder_args = (
