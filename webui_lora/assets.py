@@ -23,6 +23,11 @@ class Assets:
     assets_dir: Path = DEFAULT_ASSETS
     rvc_root: Optional[Path] = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "assets_dir", Path(self.assets_dir))
+        if self.rvc_root is not None:
+            object.__setattr__(self, "rvc_root", Path(self.rvc_root))
+
     @classmethod
     def discover(cls, assets_dir=None, rvc_root=None) -> "Assets":
         rvc_root = rvc_root or os.environ.get("RVC_ROOT") or None
@@ -69,6 +74,11 @@ class Assets:
     def rmvpe(self) -> Optional[Path]:
         return next((root / "rmvpe" / "rmvpe.pt" for root in self.roots
                      if (root / "rmvpe" / "rmvpe.pt").is_file()), None)
+
+    def pitch_assets_dir(self) -> Path:
+        """The asset folder the pitch registry should look in: the one holding rmvpe/rmvpe.pt, else ours."""
+        rmvpe = self.rmvpe()
+        return rmvpe.parent.parent if rmvpe else self.assets_dir
 
     def missing_help(self) -> str:
         """What to put where, for a user who has not set anything up yet."""

@@ -85,6 +85,7 @@ class ConversionResult:
 class BatchItem:
     input: Path
     output: Optional[Path] = None
+    result: Optional[ConversionResult] = None
     error: Optional[str] = None
 
 
@@ -214,17 +215,16 @@ class VoiceConverter:
         pitch = pitchf = input_f0 = target_f0 = None
         if model.f0:
             options = {"filter_radius": settings.filter_radius} if settings.f0_method == "harvest" else {}
-            input_f0 = extract_f0(padded.astype(np.float32), settings.f0_method, assets_dir=self._pitch_assets(),
+            input_f0 = extract_f0(padded.astype(np.float32), settings.f0_method, assets_dir=self.assets.pitch_assets_dir(),
                                   device=str(self.device), **options)[:frames]
             coarse, target_f0 = pitch_inputs(input_f0, settings.transpose, settings.f0_convention)
             pitch = torch.as_tensor(coarse[:frames], device=self.device).long().unsqueeze(0)
             pitchf = torch.as_tensor(target_f0[:frames], device=self.device).float().unsqueeze(0)
         timings["f0"] = time.perf_counter() - start
 
-        speakers = model.synthesizer.emb_g.weight.shape[0]
-        if not 0 <= settings.speaker_id < speakers:
+        if not 0 <= settings.speaker_id < model.speakers:
             raise ValueError(f"speaker id {settings.speaker_id} is out of range: {Path(model.path).name} has "
-                             f"{speakers} speakers (0..{speakers - 1})")
+                             f"{model.speakers} speakers (0..{model.speakers - 1})")
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         sid = torch.tensor([settings.speaker_id], device=self.device).long()
@@ -251,10 +251,6 @@ class VoiceConverter:
         unpadded = slice(t_pad // WINDOW, frames - t_pad // WINDOW)
         return ConversionResult(to_int16(converted), out_sr, None if target_f0 is None else target_f0[unpadded],
                                 None if input_f0 is None else input_f0[unpadded], timings)
-
-    def _pitch_assets(self):
-        rmvpe = self.assets.rmvpe()
-        return rmvpe.parent.parent if rmvpe else self.assets.assets_dir
 
     def _convert_chunk(self, chunk: np.ndarray, chunk_pitch, index, settings, sid, timings) -> np.ndarray:
         model = self.model
@@ -293,17 +289,21 @@ class VoiceConverter:
         return self.convert_audio(audio, settings)
 
     def convert_files(self, inputs: Sequence, output_dir, settings: ConversionSettings, audio_format: str = "wav",
-                      progress: Optional[Callable] = None) -> list:
+                      progress: Optional[Callable] = None, names: Optional[Sequence] = None) -> list:
         """Convert many files (or every audio file in a folder) into ``output_dir``; a file that fails
-        is reported in its item and the rest go on. ``progress(done, total, item)`` after each file."""
+        is reported in its item and the rest go on. Outputs are named after ``names`` (default: the
+        inputs' names), with ``_2``, ``_3``... when two share a stem. ``progress(done, total, item)``
+        runs after each file."""
         files = expand_inputs(inputs)
-        items = []
-        for number, path in enumerate(files, 1):
+        names = list(names) if names is not None else [path.name for path in files]
+        items, taken = [], set()
+        for number, (path, name) in enumerate(zip(files, names), 1):
             item = BatchItem(path)
             try:
-                result = self.convert_file(path, settings)
-                item.output = save_audio(Path(output_dir) / f"{path.stem}.{audio_format}", result.audio,
-                                         result.sr, audio_format)
+                item.result = self.convert_file(path, settings)
+                stem = _unused_stem(Path(name).stem, taken)
+                item.output = save_audio(Path(output_dir) / f"{stem}.{audio_format}", item.result.audio,
+                                         item.result.sr, audio_format)
             except Exception as err:  # one bad file must not stop the batch; the message goes to the user
                 item.error = f"{err}" if isinstance(err, (AudioInputError, ValueError, OSError)) else \
                     f"{path}: {type(err).__name__}: {err}"
@@ -311,6 +311,16 @@ class VoiceConverter:
             if progress:
                 progress(number, len(files), item)
         return items
+
+
+def _unused_stem(stem: str, taken: set) -> str:
+    """``stem``, or ``stem_2``, ``stem_3``... when an earlier output took it; records the one returned."""
+    candidate, number = stem, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{stem}_{number}"
+    taken.add(candidate)
+    return candidate
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}

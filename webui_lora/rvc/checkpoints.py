@@ -93,6 +93,11 @@ class RVCModel:
     weight_norm_keys: str = LEGACY_KEYS
     extra: dict = field(default_factory=dict)
 
+    @property
+    def speakers(self) -> int:
+        """Rows of the speaker table (RVC's loader sizes it from the file, not the config)."""
+        return int(self.synthesizer.emb_g.weight.shape[0])
+
 
 @dataclass
 class RVCDiscriminator:

@@ -1,0 +1,35 @@
+"""The standalone page: a header that says which assets are missing and where they go, then one tab
+per job. Each tab is built by a function that fills the caller's open Tab, the same function an RVC
+WebUI host calls, so a new tab (Train, Merge) is one more ``with gr.Tab(...)`` here."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from . import compat
+from .convert_tab import build_convert_tab
+
+TITLE = "RVC-LoRA"
+
+
+def build_app(assets, converter) -> gr.Blocks:
+    """The whole page for ``assets`` (an ``Assets``) and ``converter`` (a ``VoiceConverter``), queued."""
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        header = gr.Markdown(header_text(assets))
+        with gr.Tabs():
+            with gr.Tab("Convert"):
+                convert = build_convert_tab(converter, assets)
+        compat.on(convert.refresh_button.click, partial(header_text, assets), [], [header], "lora_refresh_help")
+    # One worker: conversions are CPU/GPU bound and share one loaded model.
+    compat.enable_queue(app, concurrency=1)
+    return app
+
+
+def header_text(assets) -> str:
+    """The title, plus what to put where while models or HuBERT are missing."""
+    text = f"# {TITLE}\nConvert voices with an RVC model and LoRA adapters."
+    if not assets.models() or assets.hubert() is None:
+        text += "\n\n**Before the first conversion:**\n\n" + assets.missing_help()
+    return text
