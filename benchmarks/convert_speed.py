@@ -11,7 +11,9 @@ memory added during each conversion, and ratios against the base.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -104,7 +106,9 @@ def main() -> None:
     settings = ConversionSettings(f0_method="pm", seed=0)
 
     with tempfile.TemporaryDirectory() as folder:
-        model_path, adapter_paths = write_assets(Path(folder), 3)
+        # Made in a child process, so this process's peak memory is that of loading and converting alone.
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            model_path, adapter_paths = pool.apply(write_assets, (Path(folder), 3))
         converter = VoiceConverter(Assets.discover(folder), device="cpu")
         converter.load(model_path)
         converter.convert_audio(audio[:16000 * 3], settings)  # warm-up: loads HuBERT, first-call costs
@@ -116,7 +120,7 @@ def main() -> None:
                                           merge_lora(converter.model.synthesizer)),
         }
         results = {name: [] for name in variants}
-        outputs = {}
+        outputs, process_peak = {}, 0
         for _ in range(args.repeats):
             for name, prepare in variants.items():
                 prepare()
@@ -126,6 +130,8 @@ def main() -> None:
                     total = time.perf_counter() - start
                 unmerge_lora(converter.model.synthesizer)
                 results[name].append((total, result.timings, memory.added))
+                if name == "base" and not process_peak:
+                    process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
                 outputs[name] = result.audio
 
     print(f"{args.seconds:.0f} s of speech, v2 40k f0 model + HuBERT base (random weights), pm, float32, "
@@ -139,6 +145,8 @@ def main() -> None:
         stage_text = "  ".join(f"{k} {v:.2f}s" for k, v in stages.items())
         print(f"{name:<20} total {total:6.2f} s  RTF {total / args.seconds:.3f}  {total / base_total:.3f}x base  "
               f"peak +{memory / 2**30:.2f} GiB ({memory / base_memory:.2f}x)  [{stage_text}]")
+    print(f"process peak after loading the model and HuBERT and converting with the base: "
+          f"{process_peak / 2**30:.2f} GiB")
     merged_vs_unmerged = np.abs(outputs["3 adapters merged"].astype(int) - outputs["3 adapters unmerged"]).max()
     print(f"max |merged - unmerged| output difference: {merged_vs_unmerged} (int16 steps)")
 

@@ -75,7 +75,7 @@ def _load_fairseq_checkpoint(path):
     check_is_hubert(model_cfg, checkpoint["model"], path)
     config, normalize = hubert_config_from_fairseq(model_cfg, task_cfg, path)
     state, unknown_keys = transformers_state_from_fairseq(checkpoint["model"])
-    model = HubertWithFinalProj(config, normalize_waveform=normalize)
+    model = _empty_model(config, normalize)
     _load_weights(model, state, path, unknown_keys)
     return model
 
@@ -89,9 +89,16 @@ def _load_transformers_folder(path):
     raw_config = _read_json(config_file)
     if raw_config.get("model_type") != "hubert":
         raise CheckpointError(config_file, f"model_type is {raw_config.get('model_type')!r}, not 'hubert'")
-    model = HubertWithFinalProj(HubertConfig.from_dict(raw_config), normalize_waveform=_folder_normalizes(path))
+    model = _empty_model(HubertConfig.from_dict(raw_config), _folder_normalizes(path))
     _load_weights(model, _read_folder_weights(path), path)
     return model
+
+
+def _empty_model(config, normalize):
+    """The model without allocated weights (meta tensors): loading then adopts the file's tensors, so
+    a 95 M-parameter HuBERT never holds a random copy beside the real one."""
+    with torch.device("meta"):
+        return HubertWithFinalProj(config, normalize_waveform=normalize)
 
 
 def _read_json(path):
@@ -137,7 +144,7 @@ def _load_weights(model, state, path, unknown_keys=()):
         raise CheckpointError(path, f"weights do not fit the HuBERT its config describes; "
                               f"missing keys {missing}, unexpected keys {unexpected}")
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
     except RuntimeError as err:  # a tensor whose shape disagrees with the config
         raise CheckpointError(path, f"weights do not fit the HuBERT its config describes; {err}") from None
 
