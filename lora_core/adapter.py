@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
+from .atomic import write_atomic
 from .errors import AdapterFileError, AdapterMismatchError, AdapterStateError
 from .layers import LAYERS_BY_KIND, LoRALayer, lora_class_for
 from .model import wrap_layer, base_module_name, lora_layers
@@ -218,22 +217,6 @@ def write_adapter(adapter: Adapter, path, dtype: Optional[torch.dtype] = None) -
     payload = save_safetensors_bytes(tensors, metadata)
     write_atomic(path, payload)
     return path
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write bytes so that readers see either the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_adapter(path) -> Adapter:

@@ -6,7 +6,6 @@ when it is installed, so anything ffmpeg decodes works. Every error names the fi
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import soxr
+
+from lora_core.atomic import atomic_path
 
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
 MIN_SECONDS = 0.25
@@ -76,15 +77,8 @@ def save_audio(path, audio: np.ndarray, sr: int, audio_format: str | None = None
     audio_format = (audio_format or path.suffix.lstrip(".")).lower()
     if audio_format not in OUTPUT_FORMATS:
         raise ValueError(f"{path}: unsupported output format {audio_format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{audio_format}", dir=path.parent)
-    os.close(fd)
-    try:
-        _encode(Path(tmp), audio, sr, audio_format)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as temporary:
+        _encode(temporary, audio, sr, audio_format)
     return path
 
 

@@ -12,7 +12,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from lora_core.atomic import atomic_path
 
 from .models import build_discriminator, build_synthesizer, parse_sample_rate, sample_rate_tag
 from .models.discriminator import PERIODS
@@ -558,20 +559,6 @@ def _plain(value):
 
 
 def atomic_torch_save(obj, path) -> None:
-    """``torch.save`` to a temporary file in the target folder, then rename it over ``path``:
-    a crash never leaves a half-written checkpoint under the real name."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    """``torch.save`` that never leaves a half-written checkpoint under the real name."""
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)

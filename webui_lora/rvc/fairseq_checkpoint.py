@@ -116,7 +116,7 @@ def read_checkpoint(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     if _is_torchscript_archive(path):
-        raise UnsafeCheckpointError(path, f"is a TorchScript archive, not a fairseq checkpoint; refused")
+        raise UnsafeCheckpointError(path, "is a TorchScript archive, not a fairseq checkpoint; refused")
     try:
         return torch.load(path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
     except RefusedGlobal as err:

@@ -14,6 +14,8 @@ import safetensors.torch
 import torch
 from transformers import HubertConfig
 
+from lora_core.atomic import atomic_path
+
 from .checkpoints import CheckpointError, UnsafeCheckpointError
 from .fairseq_checkpoint import read_checkpoint
 from .hubert_fairseq import (check_is_hubert, fairseq_sections, hubert_config_from_fairseq,
@@ -61,12 +63,12 @@ def save_hubert_folder(model, folder):
                     "sampling_rate": 16000, "padding_value": 0.0, "padding_side": "right",
                     "do_normalize": bool(model.normalize_waveform), "return_attention_mask": False}
     state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
-    _write_atomically(os.path.join(folder, "config.json"),
-                      lambda target: _write_text(target, model.config.to_json_string(use_diff=False)))
-    _write_atomically(os.path.join(folder, "preprocessor_config.json"),
-                      lambda target: _write_text(target, json.dumps(preprocessor, indent=2) + "\n"))
-    _write_atomically(os.path.join(folder, "model.safetensors"),
-                      lambda target: safetensors.torch.save_file(state, target, metadata={"format": "pt"}))
+    with atomic_path(os.path.join(folder, "config.json")) as target:
+        target.write_text(model.config.to_json_string(use_diff=False), encoding="utf-8")
+    with atomic_path(os.path.join(folder, "preprocessor_config.json")) as target:
+        target.write_text(json.dumps(preprocessor, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(os.path.join(folder, "model.safetensors")) as target:
+        safetensors.torch.save_file(state, str(target), metadata={"format": "pt"})
 
 
 def _load_fairseq_checkpoint(path):
@@ -147,19 +149,3 @@ def _load_weights(model, state, path, unknown_keys=()):
         model.load_state_dict(state, assign=True)
     except RuntimeError as err:  # a tensor whose shape disagrees with the config
         raise CheckpointError(path, f"weights do not fit the HuBERT its config describes; {err}") from None
-
-
-def _write_text(target, text):
-    with open(target, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _write_atomically(path, write):
-    """Write through a temp file and rename, so an interrupted save never leaves a half file."""
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)

@@ -66,14 +66,14 @@ def parse_conv_layers(spec):
 def fairseq_sections(checkpoint, path):
     """Return (model cfg, task cfg) as plain dicts from `cfg` (fairseq >= 0.10) or the older flat `args`."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        raise CheckpointError(path, f"not a fairseq checkpoint (no 'model' state dict)")
+        raise CheckpointError(path, "not a fairseq checkpoint (no 'model' state dict)")
     cfg = plain_config(checkpoint.get("cfg"))
     if isinstance(cfg, dict) and isinstance(cfg.get("model"), dict):
         return cfg["model"], cfg.get("task") or {}
     args = plain_config(checkpoint.get("args"))
     if isinstance(args, dict):
         return args, args
-    raise CheckpointError(path, f"fairseq checkpoint without 'cfg' or 'args'; its geometry is unknown")
+    raise CheckpointError(path, "fairseq checkpoint without 'cfg' or 'args'; its geometry is unknown")
 
 
 def check_is_hubert(model_cfg, state, path):

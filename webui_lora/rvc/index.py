@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lora_core.atomic import write_atomic
+
 NEIGHBOURS = 8
 
 
@@ -80,8 +82,6 @@ def build_index(features: np.ndarray, path) -> FeatureIndex:
     """Train and write an index the way RVC does: IVF with min(16 sqrt(N), N / 39) lists, flat L2
     storage, nprobe 1, vectors added in batches of 8192. ``features`` is [N, D] float32."""
     import faiss
-
-    from lora_core.adapter import write_atomic
 
     features = np.ascontiguousarray(features, dtype=np.float32)
     count, dim = features.shape
