@@ -38,8 +38,8 @@ def unavailable_reason(assets_dir):
     if path.is_file():
         return None
     return (
-        f"no RMVPE weights at {path}: copy assets/rmvpe/rmvpe.pt from an RVC install "
-        "or run `python -m webui_lora download-assets`"
+        f"no RMVPE weights at {path}: copy assets/rmvpe/rmvpe.pt from an RVC install there, "
+        "or point --rvc-root / RVC_ROOT at the RVC install"
     )
 
 
