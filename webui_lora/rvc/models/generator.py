@@ -59,7 +59,7 @@ class Generator(nn.Module):
     the 40 kHz intermediates stay a few MB instead of hundreds: far less memory, far fewer page faults.
     """
 
-    tile_frames: int | None = 400
+    tile_frames: int | None = 256
 
     def __init__(
         self,
