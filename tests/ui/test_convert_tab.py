@@ -2,6 +2,7 @@
 gradio calls them, on tiny assets."""
 
 import inspect
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -165,3 +166,13 @@ def test_short_names_grow_only_where_names_collide():
     paths = [Path("/ours/weights/voice.pth"), Path("/rvc/weights/voice.pth"), Path("/ours/weights/x.pth")]
     assert list(short_names(paths)) == ["ours/weights/voice.pth", "rvc/weights/voice.pth", "x.pth"]
 
+
+
+def test_old_output_folders_are_pruned(tmp_path):
+    from webui_lora.ui.convert_tab import _prune_runs
+    for number in range(5):
+        run = tmp_path / f"convert-{number}"
+        run.mkdir()
+        os.utime(run, (number, number))
+    _prune_runs(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["convert-3", "convert-4"]

@@ -9,6 +9,7 @@ changes, and they call the converter the CLI calls.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..rvc.pitch import CONVENTIONS, MethodUnavailable, available_methods
 from . import compat
 
 ADAPTER_SLOTS = 4  # gradio 3 cannot add components once the page is built
+KEPT_RUNS = 20  # conversions whose output folders stay on disk; older ones are deleted
 NONE = "(none)"
 DEFAULTS = ConversionSettings()
 # Problems with a user's files or choices; their messages name the file and what is wrong.
@@ -196,6 +198,7 @@ class ConvertTab:
     def _convert_uploads(self, uploads, settings, audio_format, report):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix="convert-", dir=self.output_dir))
+        _prune_runs(self.output_dir, KEPT_RUNS)
         report(0, len(uploads), f"Converting {len(uploads)} file(s)")
         items = self.converter.convert_files(
             [path for path, _ in uploads], run_dir, settings, audio_format, names=[name for _, name in uploads],
@@ -324,6 +327,13 @@ def pitch_figure(input_f0, model_f0, title):
     axes.set(title=title, xlabel="time (s)", ylabel="f0 (Hz)")
     axes.legend(loc="upper right")
     return figure
+
+
+def _prune_runs(output_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` conversion folders, so a long-running app does not fill the disk."""
+    runs = sorted(output_dir.glob("convert-*"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _describe(err: Exception) -> str:
