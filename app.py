@@ -39,14 +39,12 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from webui_lora.assets import Assets
-    from webui_lora.convert import VoiceConverter
     from webui_lora.ui.app import build_app
+    from webui_lora.workspace import Workspace
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device here")
-    assets = Assets.discover(args.assets, args.rvc_root)
-    app = build_app(assets, VoiceConverter(assets, device=args.device))
+    app = build_app(Workspace.open(args.assets, args.rvc_root, args.device))
     app.launch(server_name=args.host, server_port=args.port, auth=args.auth, share=False, inbrowser=False,
                show_error=True)
 

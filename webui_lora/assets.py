@@ -2,7 +2,8 @@
 existing RVC install (``--rvc-root`` / ``RVC_ROOT``) whose files are reused in place.
 
 RVC's own rules apply: models are the ``*.pth`` directly in ``assets/weights``; indices are the
-``*.index`` files under ``logs/`` and ``assets/indices`` whose names do not contain "trained"; HuBERT is
+``*.index`` files under ``logs/`` and ``assets/indices`` (and ours beside adapters in ``assets/adapters``)
+whose names do not contain "trained"; HuBERT is
 ``assets/hubert/hubert_base.pt`` (classic) or the transformers folder ``assets/hubert_base`` (2026).
 """
 
@@ -54,7 +55,8 @@ class Assets:
         return self._files("adapters", "*.safetensors", recursive=True)
 
     def indices(self) -> list:
-        found = self._files("indices", "*.index", recursive=True)
+        """RVC's indices, plus those the trainer writes beside its adapters."""
+        found = self._files("indices", "*.index", recursive=True) + self._files("adapters", "*.index", recursive=True)
         if self.rvc_root and (self.rvc_root / "logs").is_dir():
             found += sorted((self.rvc_root / "logs").rglob("*.index"))
         return [p for p in found if "trained" not in p.name]

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 from . import inspect_files
-from .assets import Assets
+from .errors import user_message
+from .rvc.audio import OUTPUT_FORMATS
 from .rvc.pitch import CONVENTIONS
+from .workspace import AUTO, Workspace
 
 
 def main(argv=None) -> int:
@@ -24,14 +26,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:  # a user's bad file or value ends as one line; anything else is a bug
+        message = user_message(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 
-def _add_assets_options(parser) -> None:
+def _add_workspace_options(parser, device: bool = True) -> None:
     parser.add_argument("--assets", help="asset folder (default: ./assets of this project)")
     parser.add_argument("--rvc-root", help="an RVC WebUI folder whose assets to reuse (or set RVC_ROOT)")
+    parser.add_argument("--hubert", help="HuBERT: hubert_base.pt or a transformers folder (default: from assets)")
+    if device:
+        parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+
+
+def _workspace(args) -> Workspace:
+    return Workspace.open(args.assets, args.rvc_root, getattr(args, "device", None), args.hubert)
 
 
 def _add_info(commands) -> None:
@@ -57,10 +69,11 @@ def _add_convert(commands) -> None:
                         help="an adapter and its strength (default 1); repeat for several")
     parser.add_argument("--input", nargs="+", required=True, help="audio files and/or folders")
     parser.add_argument("--output", required=True, help="output folder (or a file name for a single input)")
-    parser.add_argument("--hubert", help="HuBERT: hubert_base.pt or a transformers folder (default: from assets)")
     parser.add_argument("--f0-method", default="rmvpe")
     parser.add_argument("--transpose", type=float, default=0, help="semitones")
-    parser.add_argument("--index", help="feature index (.index); default: none")
+    parser.add_argument("--index", default=AUTO,
+                        help="feature index (.index path or name); 'auto' (default) takes the first adapter's "
+                             "own index, else the one RVC pairs with the model; 'none' for no index")
     parser.add_argument("--index-rate", type=float, default=0.75)
     parser.add_argument("--protect", type=float, default=0.33)
     parser.add_argument("--rms-mix-rate", type=float, default=0.25)
@@ -68,33 +81,34 @@ def _add_convert(commands) -> None:
     parser.add_argument("--resample-sr", type=int, default=0)
     parser.add_argument("--speaker-id", type=int, default=0)
     parser.add_argument("--f0-convention", choices=CONVENTIONS, default=CONVENTIONS[0])
-    parser.add_argument("--format", choices=("wav", "flac", "mp3"), default="wav")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="wav")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    _add_assets_options(parser)
+    _add_workspace_options(parser)
     parser.set_defaults(run=_run_convert)
 
 
 def _run_convert(args) -> int:
     from tqdm import tqdm
 
-    from .convert import ConversionSettings, VoiceConverter, expand_inputs
-    from .rvc.audio import save_audio
+    from .rvc.audio import audio_files, save_audio
 
-    assets = Assets.discover(args.assets, args.rvc_root)
-    converter = VoiceConverter(assets, device=args.device, hubert_path=args.hubert)
-    model = resolve_file(args.model, assets.models(), "model")
-    adapters = [parse_adapter(spec, assets) for spec in args.adapter]
+    workspace = _workspace(args)
+    model = workspace.resolve(args.model, "model")
+    adapters = [workspace.parse_adapter(spec) for spec in args.adapter]
+    index = workspace.resolve_index(args.index, model, adapters)
+    settings = workspace.conversion_settings(
+        speaker_id=args.speaker_id, transpose=args.transpose, f0_method=args.f0_method,
+        index_path=index, index_rate=args.index_rate, filter_radius=args.filter_radius,
+        protect=args.protect, rms_mix_rate=args.rms_mix_rate, resample_sr=args.resample_sr,
+        f0_convention=args.f0_convention, seed=args.seed)
+    converter = workspace.converter
     for message in converter.load(model, adapters):
         print(f"warning: {message}", file=sys.stderr)
-    settings = ConversionSettings(
-        speaker_id=args.speaker_id, transpose=args.transpose, f0_method=args.f0_method, index_path=args.index,
-        index_rate=args.index_rate, filter_radius=args.filter_radius, protect=args.protect,
-        rms_mix_rate=args.rms_mix_rate, resample_sr=args.resample_sr, f0_convention=args.f0_convention,
-        seed=args.seed)
+    if index is not None:
+        print(f"index: {index}")
     output = Path(args.output)
-    inputs = expand_inputs(args.input)
-    if len(inputs) == 1 and output.suffix.lstrip(".").lower() in ("wav", "flac", "mp3"):
+    inputs = audio_files(args.input)
+    if len(inputs) == 1 and output.suffix.lstrip(".").lower() in OUTPUT_FORMATS:
         result = converter.convert_file(inputs[0], settings)
         save_audio(output, result.audio, result.sr)
         print(f"{inputs[0]} -> {output}")
@@ -107,27 +121,3 @@ def _run_convert(args) -> int:
     failed = sum(item.error is not None for item in items)
     print(f"{len(items) - failed} converted, {failed} failed")
     return 1 if failed else 0
-
-
-def resolve_file(given: str, known: list, what: str) -> Path:
-    """A path as given, else a file in the asset folders with that name or stem."""
-    path = Path(given).expanduser()
-    if path.exists():
-        return path
-    matches = [p for p in known if given in (p.name, p.stem)]
-    if matches:
-        return matches[0]
-    names = ", ".join(p.name for p in known[:10]) or "none found"
-    raise FileNotFoundError(f"{given}: no such {what} file, and no {what} of that name in the assets ({names})")
-
-
-def parse_adapter(spec: str, assets: Assets) -> tuple:
-    """``path[:strength]`` -> (path, strength); a trailing ``:number`` is the strength."""
-    path, strength = spec, 1.0
-    head, sep, tail = spec.rpartition(":")
-    if sep:
-        try:
-            path, strength = head, float(tail)
-        except ValueError:
-            pass
-    return resolve_file(path, assets.adapters(), "adapter"), strength

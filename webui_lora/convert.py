@@ -25,7 +25,8 @@ from lora_core import (LoRAError, adapter_names, apply_adapter, base_fingerprint
                        check_adapter_fits, delete_adapter, read_adapter, set_adapter_strength)
 
 from .assets import Assets
-from .rvc.audio import AudioInputError, load_audio, save_audio
+from .errors import UserError, user_message
+from .rvc.audio import audio_files, load_audio, save_audio
 from .rvc.checkpoints import load_model
 from .rvc.hubert import load_hubert
 from .rvc.index import FeatureIndex
@@ -41,7 +42,7 @@ class ConversionSettings:
     """RVC WebUI's single-file defaults."""
 
     speaker_id: int = 0
-    transpose: float = 0
+    transpose: float = 0.0
     f0_method: str = "rmvpe"
     index_path: Optional[str] = None
     index_rate: float = 0.75
@@ -177,7 +178,7 @@ class VoiceConverter:
     def hubert(self):
         path = self.hubert_path or self.assets.hubert()
         if path is None:
-            raise FileNotFoundError("no HuBERT found: " + self.assets.missing_help())
+            raise UserError("no HuBERT found", "give --hubert PATH, or: " + self.assets.missing_help())
         key = _file_key(path)
         if key != self._hubert_key:
             self._hubert, self._hubert_key = load_hubert(path, device=self.device), key
@@ -223,8 +224,8 @@ class VoiceConverter:
         timings["f0"] = time.perf_counter() - start
 
         if not 0 <= settings.speaker_id < model.speakers:
-            raise ValueError(f"speaker id {settings.speaker_id} is out of range: {Path(model.path).name} has "
-                             f"{model.speakers} speakers (0..{model.speakers - 1})")
+            raise UserError(f"speaker id {settings.speaker_id}", f"out of range; {Path(model.path).name} has "
+                                                             f"{model.speakers} speakers (0..{model.speakers - 1})")
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         sid = torch.tensor([settings.speaker_id], device=self.device).long()
@@ -294,7 +295,7 @@ class VoiceConverter:
         is reported in its item and the rest go on. Outputs are named after ``names`` (default: the
         inputs' names), with ``_2``, ``_3``... when two share a stem. ``progress(done, total, item)``
         runs after each file."""
-        files = expand_inputs(inputs)
+        files = audio_files(inputs)
         names = list(names) if names is not None else [path.name for path in files]
         items, taken = [], set()
         for number, (path, name) in enumerate(zip(files, names), 1):
@@ -305,8 +306,7 @@ class VoiceConverter:
                 item.output = save_audio(Path(output_dir) / f"{stem}.{audio_format}", item.result.audio,
                                          item.result.sr, audio_format)
             except Exception as err:  # one bad file must not stop the batch; the message goes to the user
-                item.error = f"{err}" if isinstance(err, (AudioInputError, ValueError, OSError)) else \
-                    f"{path}: {type(err).__name__}: {err}"
+                item.error = user_message(err) or f"{path}: {type(err).__name__}: {err}"
             items.append(item)
             if progress:
                 progress(number, len(files), item)
@@ -323,27 +323,12 @@ def _unused_stem(stem: str, taken: set) -> str:
     return candidate
 
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
-
-
 def check_adapter_matches_model(adapter, model) -> None:
     """Refuse an adapter whose recorded RVC version, rate or f0 flag differ from the model's."""
     for key, have in (("version", model.version), ("sr", model.sr), ("f0", model.f0)):
         if key in adapter.extra and adapter.extra[key] != have:
-            raise ValueError(f"{adapter.source}: adapter was made for a {key}={adapter.extra[key]!r} model, but "
-                             f"{Path(model.path).name} has {key}={have!r}")
-
-
-def expand_inputs(inputs: Sequence) -> list:
-    """Files as given, plus the audio files (by suffix, sorted) directly inside any folder given."""
-    files = []
-    for entry in inputs:
-        entry = Path(entry)
-        if entry.is_dir():
-            files += sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-        else:
-            files.append(entry)
-    return files
+            raise UserError(adapter.source, f"adapter was made for a {key}={adapter.extra[key]!r} model, but "
+                                            f"{Path(model.path).name} has {key}={have!r}; pick an adapter for this model")
 
 
 def quiet_cut_points(audio: np.ndarray, plan: ChunkPlan) -> list:

@@ -190,7 +190,7 @@ def test_other_formats_rates_and_stereo_in_and_out(assets, converter, tmp_path, 
 
 def test_speaker_id_out_of_range(assets, converter):
     converter.load(model(assets))
-    with pytest.raises(ValueError, match="speaker id 7 is out of range: v2_f0_40k.pth has 3 speakers"):
+    with pytest.raises(ValueError, match="speaker id 7: out of range; v2_f0_40k.pth has 3 speakers"):
         converter.convert_file(assets.assets_dir / "speech.wav", ConversionSettings(speaker_id=7, **FAST))
 
 

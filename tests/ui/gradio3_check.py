@@ -22,12 +22,11 @@ def main(asset_dir, speech):
     import gradio as gr
 
     from webui_lora.assets import Assets
-    from webui_lora.convert import VoiceConverter
     from webui_lora.ui.app import build_app
     from webui_lora.ui.convert_tab import ADAPTER_SLOTS
+    from webui_lora.workspace import Workspace
 
-    assets = Assets(Path(asset_dir))
-    app = build_app(assets, VoiceConverter(assets, device="cpu"))
+    app = build_app(Workspace(Assets(Path(asset_dir)), device="cpu"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -12,10 +12,10 @@ from matplotlib.figure import Figure
 
 from builders import tiny_model_file
 from webui_lora.assets import Assets
-from webui_lora.convert import VoiceConverter
 from webui_lora.ui import compat
 from webui_lora.ui.app import build_app, header_text
-from webui_lora.ui.convert_tab import ADAPTER_SLOTS, NONE, build_convert_tab, short_names
+from webui_lora.ui.convert_tab import ADAPTER_SLOTS, NONE, build_convert_tab
+from webui_lora.workspace import Workspace
 
 MODEL, NO_F0_MODEL = "v2_f0_40k.pth", "v2_nof0_32k.pth"
 INDEX = "added_IVF2_Flat_nprobe_1_v2_f0_40k_v2.index"
@@ -26,7 +26,7 @@ API_NAMES = {"lora_select_model", "lora_refresh", "lora_convert", "lora_show_out
 @pytest.fixture(scope="module")
 def tab(assets, tmp_path_factory):
     with gr.Blocks():
-        return build_convert_tab(VoiceConverter(assets, device="cpu"), assets, tmp_path_factory.mktemp("outputs"))
+        return build_convert_tab(Workspace(assets, device="cpu"), tmp_path_factory.mktemp("outputs"))
 
 
 def convert(tab, files, model=MODEL, adapters=(), report=None, **changes):
@@ -103,7 +103,8 @@ def test_bad_file_is_named_and_the_others_still_convert(tab, asset_dir):
 
 @pytest.mark.parametrize("case, expected", [
     (dict(adapters=[("v1_voice.safetensors", 1.0)]), "was made for a version='v1' model"),
-    (dict(model="missing.pth"), "no model named 'missing.pth'"),
+    (dict(model="missing.pth"), "missing.pth: no such model file, and no model of that name"),
+    (dict(index_rate=3), "index_rate 3: out of range; use 0.0 to 1.0"),
     (dict(model=None), "Nothing converted: no model chosen"),
     (dict(files=None), "no audio yet"),
     (dict(f0_method="rmvpe"), "f0 method 'rmvpe' is unavailable"),
@@ -118,7 +119,7 @@ def test_refusals_are_clear_messages(tab, asset_dir, case, expected):
 def test_empty_assets_explain_themselves_and_refresh_finds_new_models(tmp_path):
     assets = Assets(tmp_path)
     with gr.Blocks():
-        tab = build_convert_tab(VoiceConverter(assets, device="cpu"), assets, tmp_path / "outputs")
+        tab = build_convert_tab(Workspace(assets, device="cpu"), tmp_path / "outputs")
     assert "no RVC models: put .pth files in" in header_text(assets) and "no HuBERT" in header_text(assets)
     assert "No RVC model found yet" in tab.select_model(None, *NO_ADAPTERS)[tab.model_info]["value"]
     (tmp_path / "weights").mkdir()
@@ -130,7 +131,7 @@ def test_empty_assets_explain_themselves_and_refresh_finds_new_models(tmp_path):
 
 
 def test_app_has_every_action_under_a_lora_api_name(assets):
-    app = build_app(assets, VoiceConverter(assets, device="cpu"))
+    app = build_app(Workspace(assets, device="cpu"))
     assert {d["api_name"] for d in app.config["dependencies"]} == API_NAMES
 
 
@@ -160,12 +161,6 @@ def test_supported_drops_options_a_component_does_not_take_and_on_wants_our_pref
         button = gr.Button()
         with pytest.raises(ValueError, match="must start with 'lora_'"):
             compat.on(button.click, print, [], [], "convert")
-
-
-def test_short_names_grow_only_where_names_collide():
-    paths = [Path("/ours/weights/voice.pth"), Path("/rvc/weights/voice.pth"), Path("/ours/weights/x.pth")]
-    assert list(short_names(paths)) == ["ours/weights/voice.pth", "rvc/weights/voice.pth", "x.pth"]
-
 
 
 def test_old_output_folders_are_pruned(tmp_path):

@@ -17,13 +17,30 @@ import soxr
 
 from lora_core.atomic import atomic_path
 
+from ..errors import UserError
+
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
 MIN_SECONDS = 0.25
 SILENCE_PEAK = 1e-4  # -80 dBFS: nothing audible to convert
 
 
-class AudioInputError(ValueError):
+class AudioInputError(UserError):
     """An input file that cannot be converted: missing, unreadable, empty, too short or silent."""
+
+
+def audio_files(entries, recursive: bool = False) -> list:
+    """Files as given, plus the audio files (by suffix, sorted) inside any folder given: directly inside,
+    as RVC's batch conversion reads a folder, or at any depth with ``recursive``."""
+    files = []
+    for entry in entries:
+        entry = Path(entry)
+        if entry.is_dir():
+            found = entry.rglob("*") if recursive else entry.iterdir()
+            files += sorted(p for p in found if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            files.append(entry)
+    return files
 
 
 def load_audio(path, sr: int) -> np.ndarray:
@@ -76,7 +93,7 @@ def save_audio(path, audio: np.ndarray, sr: int, audio_format: str | None = None
     path = Path(path)
     audio_format = (audio_format or path.suffix.lstrip(".")).lower()
     if audio_format not in OUTPUT_FORMATS:
-        raise ValueError(f"{path}: unsupported output format {audio_format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+        raise UserError(path, f"unsupported output format {audio_format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
     with atomic_path(path) as temporary:
         _encode(temporary, audio, sr, audio_format)
     return path

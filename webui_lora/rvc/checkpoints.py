@@ -22,6 +22,8 @@ from torch import nn
 
 from lora_core.atomic import atomic_path
 
+from ..errors import UserError
+
 from .models import build_discriminator, build_synthesizer, parse_sample_rate, sample_rate_tag
 from .models.discriminator import PERIODS
 from .models.synthesizer import CONFIG_FIELDS, CONTENT_CHANNELS
@@ -47,13 +49,12 @@ RVC_LAYOUTS = (
 SMALL_MODEL_SEGMENT_SIZE = 32  # the placeholder RVC stores in every small model's config
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file cannot be used; the message names the file and what is wrong with it."""
 
     def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(path, problem)
+        self.path = self.subject
 
 
 class UnreadableCheckpointError(CheckpointError):

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import HubertModel
 
+from ..errors import UserError
+
 # RVC's content features: v1 = final_proj(output of layer 9), v2 = output of layer 12 (1-based, like fairseq).
 RVC_FEATURE_LAYERS = {"v1": 9, "v2": 12}
 _WAVEFORM_NORM_EPS = 1e-5  # fairseq/RVC normalise with F.layer_norm over the whole utterance
@@ -106,7 +108,7 @@ class HubertWithFinalProj(HubertModel):
             raise ValueError(f"RVC feature version must be one of {sorted(RVC_FEATURE_LAYERS)}, not {version!r}")
         layer = RVC_FEATURE_LAYERS[version]
         if layer > self.config.num_hidden_layers:
-            raise ValueError(f"{version} features come from layer {layer}; this HuBERT has only "
+            raise UserError(f"{version} features come from layer {layer}; this HuBERT has only "
                              f"{self.config.num_hidden_layers} layers")
         return layer
 

@@ -14,10 +14,12 @@ import numpy as np
 
 from lora_core.atomic import write_atomic
 
+from ..errors import UserError
+
 NEIGHBOURS = 8
 
 
-class IndexFileError(ValueError):
+class IndexFileError(UserError):
     """An index file that is missing, unreadable, or made for other features."""
 
 

@@ -14,14 +14,15 @@ from .convert_tab import build_convert_tab
 TITLE = "RVC-LoRA"
 
 
-def build_app(assets, converter) -> gr.Blocks:
-    """The whole page for ``assets`` (an ``Assets``) and ``converter`` (a ``VoiceConverter``), queued."""
+def build_app(workspace) -> gr.Blocks:
+    """The whole page over ``workspace`` (a ``Workspace``: asset folders, device, converter), queued."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        header = gr.Markdown(header_text(assets))
+        header = gr.Markdown(header_text(workspace.assets))
         with gr.Tabs():
             with gr.Tab("Convert"):
-                convert = build_convert_tab(converter, assets)
-        compat.on(convert.refresh_button.click, partial(header_text, assets), [], [header], "lora_refresh_help")
+                convert = build_convert_tab(workspace)
+        compat.on(convert.refresh_button.click, partial(header_text, workspace.assets), [], [header],
+                  "lora_refresh_help")
     # One worker: conversions are CPU/GPU bound and share one loaded model.
     compat.enable_queue(app, concurrency=1)
     return app

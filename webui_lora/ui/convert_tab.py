@@ -11,46 +11,39 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from matplotlib.figure import Figure
 
-from lora_core import LoRAError
-
 from ..convert import ConversionSettings
+from ..errors import UserError, user_message
 from ..rvc.audio import OUTPUT_FORMATS
-from ..rvc.checkpoints import CheckpointError
-from ..rvc.pitch import CONVENTIONS, MethodUnavailable, available_methods
+from ..rvc.pitch import CONVENTIONS, available_methods
+from ..workspace import NONE
 from . import compat
 
 ADAPTER_SLOTS = 4  # gradio 3 cannot add components once the page is built
 KEPT_RUNS = 20  # conversions whose output folders stay on disk; older ones are deleted
-NONE = "(none)"
 DEFAULTS = ConversionSettings()
-# Problems with a user's files or choices; their messages name the file and what is wrong.
-USER_ERRORS = (CheckpointError, LoRAError, MethodUnavailable, ValueError, OSError)
 
 log = logging.getLogger(__name__)
 
 
-def build_convert_tab(converter, assets, output_dir=None) -> "ConvertTab":
-    """Create the Convert tab in the caller's open Blocks/Tab and wire its events. ``converter`` is a
-    ``VoiceConverter``, ``assets`` the ``Assets`` it lists models, adapters and indices from; converted
-    files go to a new folder under ``output_dir`` (default: the system temp folder) per conversion."""
-    return ConvertTab(converter, assets, output_dir)
+def build_convert_tab(workspace, output_dir=None) -> "ConvertTab":
+    """Create the Convert tab in the caller's open Blocks/Tab and wire its events. ``workspace`` (a
+    ``Workspace``) lists the models, adapters and indices and holds the converter and the device lock;
+    converted files go to a new folder under ``output_dir`` (default: the system temp folder) per conversion."""
+    return ConvertTab(workspace, output_dir)
 
 
 class ConvertTab:
     """The tab's components and the handlers behind them."""
 
-    def __init__(self, converter, assets, output_dir=None):
-        self.converter = converter
-        self.assets = assets
+    def __init__(self, workspace, output_dir=None):
+        self.workspace = workspace
         self.output_dir = Path(output_dir or Path(tempfile.gettempdir()) / "rvc_lora_outputs")
-        self._lock = threading.Lock()  # the converter swaps models and adapters in place: one user at a time
         self._build()
         self._wire()
 
@@ -169,17 +162,18 @@ class ConvertTab:
         uploads = compat.uploaded_files(files)
         try:
             if not uploads:
-                raise ValueError("no audio yet: drop one or more audio files into the box above")
-            model_path = self._resolve(model, self._models(), "model")
-            adapters = [(self._resolve(name, self._adapters(), "adapter"), float(strength))
+                raise UserError("no audio yet", "drop one or more audio files into the box above")
+            workspace = self.workspace
+            model_path = workspace.resolve(model, "model")
+            adapters = [workspace.parse_adapter(name, strength)
                         for name, strength in zip(adapter_slots[::2], adapter_slots[1::2]) if name not in (None, NONE)]
-            settings = ConversionSettings(
-                speaker_id=int(speaker_id), transpose=float(transpose), f0_method=f0_method or DEFAULTS.f0_method,
-                index_path=None if index in (None, NONE) else self._resolve(index, self._indices(), "index"),
-                index_rate=float(index_rate), filter_radius=int(filter_radius), protect=float(protect),
-                rms_mix_rate=float(rms_mix_rate), resample_sr=int(resample_sr), f0_convention=f0_convention)
-            with self._lock:
-                warnings = self.converter.load(model_path, adapters)
+            settings = workspace.conversion_settings(
+                speaker_id=speaker_id, transpose=transpose, f0_method=f0_method,
+                index_path=workspace.resolve_index(index, model_path, adapters), index_rate=index_rate,
+                filter_radius=filter_radius, protect=protect, rms_mix_rate=rms_mix_rate, resample_sr=resample_sr,
+                f0_convention=f0_convention)
+            with workspace.lock:
+                warnings = workspace.converter.load(model_path, adapters)
                 results, lines = self._convert_uploads(uploads, settings, audio_format, report)
         except Exception as err:  # shown to the user, never a stack trace
             return self._show_results({}, [f"Nothing converted: {_describe(err)}"])
@@ -200,7 +194,7 @@ class ConvertTab:
         run_dir = Path(tempfile.mkdtemp(prefix="convert-", dir=self.output_dir))
         _prune_runs(self.output_dir, KEPT_RUNS)
         report(0, len(uploads), f"Converting {len(uploads)} file(s)")
-        items = self.converter.convert_files(
+        items = self.workspace.converter.convert_files(
             [path for path, _ in uploads], run_dir, settings, audio_format, names=[name for _, name in uploads],
             progress=lambda done, total, item: report(done, total, f"Converted {done} of {total}"))
         results, lines = {}, []
@@ -231,21 +225,7 @@ class ConvertTab:
 
     # ----- what the lists show --------------------------------------------------------------------
     def _models(self) -> dict:
-        return short_names(self.assets.models())
-
-    def _adapters(self) -> dict:
-        return short_names(self.assets.adapters())
-
-    def _indices(self) -> dict:
-        return short_names(self.assets.indices())
-
-    def _resolve(self, name, choices: dict, what: str) -> Path:
-        if not name:
-            raise ValueError(f"no {what} chosen")
-        if name not in choices:
-            raise ValueError(f"no {what} named {name!r} in the asset folders "
-                             f"({', '.join(map(str, self.assets.roots))}); click Refresh lists")
-        return choices[name]
+        return self.workspace.choices("model")
 
     def _model_view(self, model, adapters) -> dict:
         """Facts about ``model``, the adapters that fit it (keeping the chosen ones that still do), and
@@ -254,16 +234,17 @@ class ConvertTab:
                 "adapter_note": {"value": ""}}
         fitting = {}
         if model is None:
-            view["model_info"] = {"value": "No RVC model found yet.\n\n" + self.assets.missing_help()}
+            view["model_info"] = {"value": "No RVC model found yet.\n\n" + self.workspace.assets.missing_help()}
         else:
             try:
-                with self._lock:
-                    compatible = self.converter.compatible_adapters(self._resolve(model, self._models(), "model"))
-                    loaded = self.converter.model
+                with self.workspace.lock:
+                    converter = self.workspace.converter
+                    compatible = converter.compatible_adapters(self.workspace.resolve(model, "model"))
+                    loaded = converter.model
             except Exception as err:  # shown to the user, never a stack trace
                 view["model_info"] = {"value": f"**Cannot use this model:** {_describe(err)}"}
             else:
-                names = {path: name for name, path in self._adapters().items()}
+                names = {path: name for name, path in self.workspace.choices("adapter").items()}
                 fitting = {names[path]: note for path, note in compatible if path in names}
                 speakers = loaded.speakers
                 view["model_info"] = {"value": f"RVC {loaded.version}, {loaded.sr} Hz, "
@@ -279,16 +260,16 @@ class ConvertTab:
 
     def _index_view(self, model, keep=None) -> dict:
         """The index list; ``keep`` if it still exists, else the one RVC picks for the model."""
-        indices = self._indices()
+        indices = self.workspace.choices("index")
         value = keep if keep in indices else NONE
         if value == NONE and model in self._models():
-            picked = self.assets.index_for_model(self._models()[model])
+            picked = self.workspace.index_for(self._models()[model])
             value = next((name for name, path in indices.items() if path == picked), NONE)
         return {"index": {"choices": [NONE, *indices], "value": value}}
 
     def _method_view(self, current) -> dict:
         """The pitch methods that can run here (RVC's default first choice); the others with the reason."""
-        statuses = available_methods(self.assets.pitch_assets_dir())
+        statuses = available_methods(self.workspace.assets.pitch_assets_dir())
         usable = [status.name for status in statuses if status.available]
         preferred = [name for name in (current, DEFAULTS.f0_method) if name in usable] + usable
         missing = [f"- {status.name}: {status.reason}" for status in statuses if not status.available]
@@ -297,20 +278,6 @@ class ConvertTab:
 
     def _updates(self, view: dict) -> dict:
         return {self._by_key[key]: compat.update(**props) for key, props in view.items()}
-
-
-def short_names(paths) -> dict:
-    """{name: path}, each path named by the fewest trailing parts that tell it apart from the others:
-    "voice.pth", or "rvc/assets/weights/voice.pth" when our assets hold a voice.pth as well."""
-    paths = [Path(path) for path in paths]
-    names = {}
-    for path in paths:
-        for depth in range(1, len(path.parts) + 1):
-            tail = path.parts[-depth:]
-            if sum(other.parts[-depth:] == tail for other in paths) == 1:
-                break
-        names[Path(*tail).as_posix()] = path
-    return names
 
 
 def pitch_figure(input_f0, model_f0, title):
@@ -337,7 +304,8 @@ def _prune_runs(output_dir: Path, keep: int) -> None:
 
 
 def _describe(err: Exception) -> str:
-    if isinstance(err, USER_ERRORS):
-        return str(err)
+    message = user_message(err)
+    if message is not None:
+        return message
     log.exception("unexpected error in the Convert tab")
     return f"unexpected {type(err).__name__}: {err} (the server log has the details)"

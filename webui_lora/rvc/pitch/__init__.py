@@ -24,6 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ...errors import UserError
 from . import crepe, fcpe, praat, rmvpe, world
 from .coarse import (
     CLASSIC,
@@ -101,7 +102,7 @@ _METHODS = {
 METHODS = tuple(_METHODS)
 
 
-class MethodUnavailable(RuntimeError):
+class MethodUnavailable(UserError):
     """The method exists but its package or weights are missing here."""
 
 
@@ -138,7 +139,7 @@ def extract_f0(audio16k, method, *, assets_dir=None, device="cpu", **options):
 
 def _lookup(method):
     if method not in _METHODS:
-        raise ValueError(f"unknown f0 method {method!r}; expected one of {', '.join(METHODS)}")
+        raise UserError(f"unknown f0 method {method!r}; expected one of {', '.join(METHODS)}")
     return _METHODS[method]
 
 

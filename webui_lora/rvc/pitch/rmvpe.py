@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import UserError
 from .constants import HOP_LENGTH, SAMPLE_RATE
 
 THRESHOLD = 0.03
@@ -56,15 +57,15 @@ def load_network(path, device="cpu"):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not a readable RMVPE weights file ({error})") from error
+        raise UserError(path, f"not a readable RMVPE weights file ({error})") from error
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict of RVC's RMVPE, found {type(state).__name__}")
+        raise UserError(path, f"expected a state dict of RVC's RMVPE, found {type(state).__name__}")
     with torch.device("meta"):  # no random init of 90 M parameters that the file replaces anyway
         net = RMVPENet()
     missing, unexpected = _key_mismatch(net, state)
     if missing or unexpected:
-        raise ValueError(
-            f"{path}: not RVC's RMVPE layout ({len(missing)} keys missing, e.g. {missing[:2]}; "
+        raise UserError(
+            path, f"not RVC's RMVPE layout ({len(missing)} keys missing, e.g. {missing[:2]}; "
             f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})"
         )
     net.load_state_dict(state, assign=True)

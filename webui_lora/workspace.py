@@ -1,0 +1,178 @@
+"""The one non-UI layer every command and tab stands on: which files there are and what a user's name
+for one means, which index goes with a model or adapter, settings built from a user's values, and the
+lock that keeps one job at a time on the device.
+
+The CLI and the tabs both hold a ``Workspace`` and call the same methods, so a name that works in the
+browser works on the command line, and both refuse a bad value with the same one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .assets import Assets
+from .errors import UserError
+
+AUTO, NONE = "auto", "(none)"  # index choices: RVC's own pick for the model; no index at all
+KINDS = {"model": "models", "adapter": "adapters", "index": "indices"}
+
+
+class Workspace:
+    """The asset folders, the device, a lazily built converter, and the device lock."""
+
+    def __init__(self, assets: Optional[Assets] = None, device: Optional[str] = None,
+                 hubert_path: Optional[str] = None):
+        self.assets = assets or Assets.discover()
+        self.device = device
+        self.hubert_path = hubert_path
+        # Models and adapters are swapped in place on one device: conversions, training and merges
+        # that use it take turns.
+        self.lock = threading.Lock()
+        self._converter = None
+
+    @classmethod
+    def open(cls, assets_dir=None, rvc_root=None, device=None, hubert_path=None) -> "Workspace":
+        """From user options: ``--assets``, ``--rvc-root`` (or ``RVC_ROOT``), ``--device``, ``--hubert``."""
+        return cls(Assets.discover(assets_dir, rvc_root), device, hubert_path)
+
+    @property
+    def converter(self):
+        """The one ``VoiceConverter`` (built on first use: it imports torch's model code)."""
+        if self._converter is None:
+            from .convert import VoiceConverter
+
+            self._converter = VoiceConverter(self.assets, device=self.device, hubert_path=self.hubert_path)
+        return self._converter
+
+    # ----- names --------------------------------------------------------------------------------
+    def choices(self, kind: str) -> dict:
+        """{short name: path} of the models, adapters or indices in the asset folders, as pickers list them."""
+        return short_names(getattr(self.assets, KINDS[kind])())
+
+    def resolve(self, given, kind: str) -> Path:
+        """A user's name for a file: a path as given, else a name a picker shows, else a file name or stem."""
+        if given is None or str(given).strip() in ("", NONE):
+            raise UserError(f"no {kind} chosen", f"pick one, or put {kind} files in the asset folders")
+        given = str(given).strip()
+        path = Path(given).expanduser()
+        if path.exists():
+            return path
+        choices = self.choices(kind)
+        if given in choices:
+            return choices[given]
+        matches = [p for p in choices.values() if given in (p.name, p.stem)]
+        if matches:
+            return matches[0]
+        listed = ", ".join(list(choices)[:10]) or "none found"
+        roots = ", ".join(str(root) for root in self.assets.roots)
+        raise UserError(given, f"no such {kind} file, and no {kind} of that name in {roots} (there: {listed}); "
+                               "give a path, or put the file there and refresh")
+
+    def parse_adapter(self, spec: str, strength: float = 1.0) -> tuple:
+        """``path[:strength]`` -> (path, strength); a trailing ``:number`` is the strength."""
+        head, sep, tail = str(spec).rpartition(":")
+        if sep:
+            try:
+                spec, strength = head, float(tail)
+            except ValueError:
+                pass
+        return self.resolve(spec, "adapter"), float(strength)
+
+    # ----- index pairing ------------------------------------------------------------------------
+    def index_for(self, model_path, adapters: Sequence = ()) -> Optional[Path]:
+        """The index that goes with a conversion: the first adapter's own (a trained adapter's index sits
+        beside it under its name), else RVC's pick for the model (the first index naming its file stem)."""
+        for adapter_path, strength in adapters:
+            if strength:
+                paired = paired_index(adapter_path, self.assets.indices())
+                if paired is not None:
+                    return paired
+        return self.assets.index_for_model(model_path) if model_path is not None else None
+
+    def resolve_index(self, given, model_path, adapters: Sequence = ()) -> Optional[Path]:
+        """A user's index choice: ``auto`` (the paired one, if any), none, or a name or path."""
+        if given is None or str(given).strip().lower() in ("", NONE, "none"):
+            return None
+        if str(given).strip().lower() == AUTO:
+            return self.index_for(model_path, adapters)
+        return self.resolve(given, "index")
+
+    # ----- settings -----------------------------------------------------------------------------
+    def conversion_settings(self, **values):
+        """``ConversionSettings`` from a user's values (strings, floats from sliders, None for a default),
+        each checked against the range RVC's UI allows; the first bad one is named in the error."""
+        from .convert import ConversionSettings
+
+        defaults = ConversionSettings()
+        known = {field.name for field in dataclasses.fields(ConversionSettings)}
+        chosen = {}
+        for name, value in values.items():
+            if name not in known:
+                raise UserError(name, "not a conversion setting")
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            chosen[name] = _checked_setting(name, value, getattr(defaults, name))
+        return dataclasses.replace(defaults, **chosen)
+
+
+# The numbers RVC's UI lets a user set, (lowest, highest).
+NUMBER_RANGES = {
+    "speaker_id": (0, 108),
+    "transpose": (-48, 48),
+    "index_rate": (0.0, 1.0),
+    "filter_radius": (0, 7),
+    "protect": (0.0, 0.5),
+    "rms_mix_rate": (0.0, 1.0),
+    "resample_sr": (0, 192000),
+}
+
+
+def _checked_setting(name: str, value, default):
+    if name == "index_path":
+        return str(value)
+    if name in ("f0_method", "f0_convention"):
+        from .rvc.pitch import CONVENTIONS, METHODS
+
+        allowed = METHODS if name == "f0_method" else CONVENTIONS
+        if value not in allowed:
+            raise UserError(f"{name} {value!r}", f"expected one of {', '.join(allowed)}")
+        return value
+    kind = int if isinstance(default, int) or name == "seed" else float
+    try:
+        number = float(value)
+        if kind is int and number != int(number):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UserError(f"{name} {value!r}", f"expected {'a whole number' if kind is int else 'a number'}") from None
+    if name in NUMBER_RANGES:
+        low, high = NUMBER_RANGES[name]
+        if not low <= number <= high:
+            raise UserError(f"{name} {value!r}", f"out of range; use {low} to {high}")
+    return kind(number)
+
+
+def paired_index(adapter_path, indices: Sequence) -> Optional[Path]:
+    """An adapter's own index: ``<stem>.index`` beside it, else an index in the asset folders whose
+    name holds the adapter's stem (the trainer writes both names)."""
+    adapter_path = Path(adapter_path)
+    beside = adapter_path.with_suffix(".index")
+    if beside.is_file():
+        return beside
+    return next((Path(p) for p in indices if adapter_path.stem in Path(p).name), None)
+
+
+def short_names(paths) -> dict:
+    """{name: path}, each path named by the fewest trailing parts that tell it apart from the others:
+    "voice.pth", or "rvc/assets/weights/voice.pth" when our assets hold a voice.pth as well."""
+    paths = [Path(path) for path in paths]
+    names = {}
+    for path in paths:
+        for depth in range(1, len(path.parts) + 1):
+            tail = path.parts[-depth:]
+            if sum(other.parts[-depth:] == tail for other in paths) == 1:
+                break
+        names[Path(*tail).as_posix()] = path
+    return names
