@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .errors import UserError
+
 DEFAULT_ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
@@ -72,6 +74,18 @@ class Assets:
                 if candidate.is_file() or (candidate.is_dir() and (candidate / "config.json").is_file()):
                     return candidate
         return None
+
+    def require_hubert(self, override=None) -> Path:
+        """``override`` (a user's --hubert) or the HuBERT found, else an error saying where to put one."""
+        path = Path(override).expanduser() if override else self.hubert()
+        if path is None:
+            raise UserError("no HuBERT found", "give --hubert PATH, or: " + self.missing_help())
+        return path
+
+    @property
+    def experiments_dir(self) -> Path:
+        """Where prepared datasets go: the RVC install's logs/ (so its trainer sees them), else ours."""
+        return self.rvc_root / "logs" if self.rvc_root else self.assets_dir / "experiments"
 
     def rmvpe(self) -> Optional[Path]:
         return next((root / "rmvpe" / "rmvpe.pt" for root in self.roots

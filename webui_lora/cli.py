@@ -2,6 +2,7 @@
 
     info PATH [--json]                 what a model, checkpoint, adapter, index or HuBERT is
     convert --model M --input IN... --output OUT [options]
+    prepare --dataset DIR|ZIP|FILE... --out EXP (--base M.pth | --sr 40k --version v2 [--no-f0]) [options]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_info(commands)
     _add_convert(commands)
+    _add_prepare(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -121,3 +123,72 @@ def _run_convert(args) -> int:
     failed = sum(item.error is not None for item in items)
     print(f"{len(items) - failed} converted, {failed} failed")
     return 1 if failed else 0
+
+
+def _add_prepare(commands) -> None:
+    parser = commands.add_parser("prepare", help="check a dataset and prepare it for training, as RVC does")
+    parser.add_argument("--dataset", nargs="+", required=True, metavar="DIR|ZIP|FILE",
+                        help="recordings: folders (searched recursively), zips and/or audio files")
+    parser.add_argument("--out", required=True,
+                        help="experiment folder (a bare name goes under the assets' experiments/, or RVC's logs/)")
+    parser.add_argument("--base", help="the RVC model to train on: its version, rate and f0 decide the preparation")
+    parser.add_argument("--sr", help="without --base: 32k, 40k or 48k")
+    parser.add_argument("--version", choices=("v1", "v2"), help="without --base: v1 (256-d) or v2 (768-d) features")
+    parser.add_argument("--no-f0", action="store_true", help="without --base: for a model without pitch")
+    parser.add_argument("--f0-method", default="rmvpe", help="pitch method for the f0 files (default rmvpe, RVC's)")
+    parser.add_argument("--index", action=argparse.BooleanOptionalAction, default=True,
+                        help="build the faiss index of the features (default: yes)")
+    parser.add_argument("--speaker-id", type=int, default=0, help="speaker id written into the filelist")
+    parser.add_argument("--workers", type=int, help="f0 processes (default: CPUs - 1)")
+    parser.add_argument("--zip-limit", type=float, default=4.0, help="GiB a zip may unpack to (default 4)")
+    parser.add_argument("--report-only", action="store_true", help="print the QA report and prepare nothing")
+    parser.add_argument("--json", action="store_true", help="print the report and what was done as JSON")
+    _add_workspace_options(parser)
+    parser.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args) -> int:
+    from tqdm import tqdm
+
+    from .train.prepare import PrepareOptions, dataset_report
+
+    workspace = _workspace(args)
+    target = workspace.dataset_target(args.base, args.sr, args.version, not args.no_f0)
+    out = workspace.experiment_dir(args.out)
+    zip_limit = int(args.zip_limit * 1024 ** 3)
+    bars = {}
+
+    def progress(stage, done, total):
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>8}", unit="file" if stage == "read" else "piece",
+                                     disable=args.json)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        if args.report_only:
+            report = dataset_report(args.dataset, target, out / "sources", zip_limit, progress=progress)
+            summary = None
+        else:
+            options = PrepareOptions(f0_method=args.f0_method, index=args.index, speaker_id=args.speaker_id,
+                                     workers=args.workers, zip_limit=zip_limit)
+            result = workspace.prepare_dataset(args.dataset, out, target, options, progress)
+            report, summary = result.report, result
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if args.json:
+        facts = {"target": target.describe(), "report": report.as_dict()}
+        if summary is not None:
+            facts.update(experiment=str(summary.experiment.root), filelist=str(summary.experiment.filelist),
+                         index=str(summary.index) if summary.index else None, computed=dict(summary.done),
+                         reused=dict(summary.reused))
+        print(json.dumps(facts, indent=2, default=str))
+        return 0
+    print(f"Dataset for a {target.describe()} model\n")
+    print(report.as_markdown())
+    if summary is not None:
+        print()
+        print(summary.summary())
+    return 0

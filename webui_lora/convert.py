@@ -176,9 +176,7 @@ class VoiceConverter:
         return self._model
 
     def hubert(self):
-        path = self.hubert_path or self.assets.hubert()
-        if path is None:
-            raise UserError("no HuBERT found", "give --hubert PATH, or: " + self.assets.missing_help())
+        path = self.assets.require_hubert(self.hubert_path)
         key = _file_key(path)
         if key != self._hubert_key:
             self._hubert, self._hubert_key = load_hubert(path, device=self.device), key

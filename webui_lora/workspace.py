@@ -47,6 +47,48 @@ class Workspace:
             self._converter = VoiceConverter(self.assets, device=self.device, hubert_path=self.hubert_path)
         return self._converter
 
+    @property
+    def torch_device(self) -> str:
+        """The device jobs run on: the one asked for, else CUDA when torch sees it, else the CPU."""
+        if self.device:
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    # ----- datasets -----------------------------------------------------------------------------
+    def dataset_target(self, base=None, sr=None, version=None, f0: bool = True):
+        """What to prepare data for: the model ``base`` (a name or path), or a version and rate."""
+        from .rvc.configs import layout
+        from .train.prepare import Target
+
+        if base not in (None, "", NONE):
+            return Target.of_model(self.resolve(base, "model"))
+        if sr in (None, "") or version in (None, ""):
+            raise UserError("no target model", "give the base model (--base M.pth), or --sr and --version")
+        try:
+            rate = layout(str(version), sr).sr
+        except ValueError as err:
+            raise UserError(f"--version {version} --sr {sr}", str(err)) from None
+        return Target(str(version), rate, bool(f0))
+
+    def experiment_dir(self, name_or_path) -> Path:
+        """A path as given, or a bare name inside the asset folders' experiments (RVC's logs/ with --rvc-root)."""
+        text = str(name_or_path or "").strip()
+        if not text:
+            raise UserError("no experiment folder given", "name the experiment, e.g. my_voice")
+        path = Path(text).expanduser()
+        return path if path.is_absolute() or len(path.parts) > 1 else self.assets.experiments_dir / text
+
+    def prepare_dataset(self, sources, out_dir, target, options=None, progress=None):
+        """Run ``train.prepare`` with this workspace's HuBERT, pitch assets and device, holding the lock."""
+        from .train.prepare import PrepareOptions, prepare
+
+        with self.lock:
+            return prepare(sources, out_dir, target, options or PrepareOptions(),
+                           hubert_path=self.assets.require_hubert(self.hubert_path),
+                           assets_dir=self.assets.pitch_assets_dir(), device=self.torch_device, progress=progress)
+
     # ----- names --------------------------------------------------------------------------------
     def choices(self, kind: str) -> dict:
         """{short name: path} of the models, adapters or indices in the asset folders, as pickers list them."""

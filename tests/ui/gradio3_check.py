@@ -51,6 +51,8 @@ def main(asset_dir, speech):
             "convert": call("lora_convert", [upload], MODEL, 0, 0, "pm", "classic", 3, NONE, 0.75, 0.33, 0.25, 0,
                             "wav", "voice.safetensors", 0.5, *[NONE, 1] * (ADAPTER_SLOTS - 1)),
             "header": call("lora_refresh_help"),
+            "dataset_report": call("lora_dataset_report", [upload], "", str(Path(asset_dir) / "scratch" / "exp"),
+                                   MODEL, "40k", "v2", True),
         }
     finally:
         app.close()

@@ -20,7 +20,8 @@ from webui_lora.workspace import Workspace
 MODEL, NO_F0_MODEL = "v2_f0_40k.pth", "v2_nof0_32k.pth"
 INDEX = "added_IVF2_Flat_nprobe_1_v2_f0_40k_v2.index"
 NO_ADAPTERS = [NONE] * ADAPTER_SLOTS
-API_NAMES = {"lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_refresh_help"}
+API_NAMES = {"lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_dataset_report",
+             "lora_dataset_prepare", "lora_refresh_help"}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import soundfile
 from ci_rules import require
 
 ROOT = Path(__file__).resolve().parents[2]
-API_NAMES = ["lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_refresh_help"]
+API_NAMES = ["lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_dataset_report",
+             "lora_dataset_prepare", "lora_refresh_help"]
 
 
 @pytest.mark.parametrize("version", ["3.14", "3.34"])
@@ -44,3 +45,6 @@ def test_app_builds_and_converts_under_old_gradio(version, asset_dir):
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
     assert report.startswith("v2_f0_40k.pth with voice.safetensors x0.5\nspeech.wav -> speech.wav: ")
     assert "RVC-LoRA" in got["header"][0] and "Before the first conversion" not in got["header"][0]
+    report, histogram, status = got["dataset_report"]
+    assert "1 of 1 files usable" in report and histogram["type"] == "matplotlib"
+    assert "Nothing prepared: " in status and "usable audio in total" in status  # one short sentence is too little

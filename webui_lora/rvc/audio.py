@@ -45,16 +45,42 @@ def audio_files(entries, recursive: bool = False) -> list:
 
 def load_audio(path, sr: int) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz and check that it holds something to convert."""
+    audio, file_sr = read_audio(path)
+    audio = audio.mean(axis=1)
+    if file_sr != sr:
+        audio = soxr.resample(audio, file_sr, sr, quality="HQ").astype(np.float32)
+    check_convertible(audio, sr, path)
+    return audio
+
+
+def read_audio(path) -> tuple:
+    """(samples [n, channels] float32, sample rate) as the file holds them; at least one sample."""
     path = Path(path)
     if not path.is_file():
         raise AudioInputError(f"{path}: no such audio file")
     audio, file_sr = _decode(path)
     if audio.size == 0:
         raise AudioInputError(f"{path}: the file holds no audio samples")
-    if file_sr != sr:
-        audio = soxr.resample(audio, file_sr, sr, quality="HQ").astype(np.float32)
-    check_convertible(audio, sr, path)
-    return audio
+    return audio, file_sr
+
+
+def wav_shortfall(path) -> float:
+    """For a WAV whose data chunk is cut short (an interrupted copy or upload), the share of the
+    promised samples missing; 0 for a whole file or another format. libsndfile reads such a file
+    without a word, so intake checks it here."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0.0
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return 0.0
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                present = Path(path).stat().st_size - handle.tell()
+                return max(0.0, 1 - present / size) if size else 0.0
+            handle.seek(size + (size & 1), 1)
 
 
 def check_convertible(audio: np.ndarray, sr: int, name) -> None:
@@ -70,22 +96,32 @@ def check_convertible(audio: np.ndarray, sr: int, name) -> None:
 def _decode(path: Path) -> tuple:
     try:
         data, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-        return data.mean(axis=1), int(file_sr)
+        return data, int(file_sr)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as sndfile_error:
         reason = str(sndfile_error)
     if shutil.which("ffmpeg"):
-        return _decode_with_ffmpeg(path), 48000
+        return _decode_with_ffmpeg(path)
     raise AudioInputError(f"{path}: cannot decode this audio ({reason}). wav, flac, ogg and mp3 are read "
                           "directly; install ffmpeg to read other formats")
 
 
-def _decode_with_ffmpeg(path: Path) -> np.ndarray:
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "48000", "-"]
+def _decode_with_ffmpeg(path: Path) -> tuple:
+    """ffmpeg's decoding at the file's own rate and channel count (which ffprobe reports first)."""
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                            "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
+                           capture_output=True, text=True, check=False)
+    fields = probe.stdout.strip().split(",")
+    if probe.returncode != 0 or len(fields) != 2 or not all(field.isdigit() for field in fields):
+        detail = (probe.stderr.strip().splitlines() or ["no audio stream"])[-1]
+        raise AudioInputError(f"{path}: not an audio file ffmpeg can decode ({detail})")
+    file_sr, channels = int(fields[0]), int(fields[1])
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-"]
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip().splitlines()
         raise AudioInputError(f"{path}: not an audio file ffmpeg can decode ({message[-1] if message else 'no detail'})")
-    return np.frombuffer(result.stdout, dtype=np.float32).copy()
+    samples = np.frombuffer(result.stdout, dtype=np.float32)
+    return samples[: len(samples) // channels * channels].reshape(-1, channels).copy(), file_sr
 
 
 def save_audio(path, audio: np.ndarray, sr: int, audio_format: str | None = None) -> Path:

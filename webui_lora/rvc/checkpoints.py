@@ -24,6 +24,7 @@ from lora_core.atomic import atomic_path
 
 from ..errors import UserError
 
+from .configs import LAYOUTS
 from .models import build_discriminator, build_synthesizer, parse_sample_rate, sample_rate_tag
 from .models.discriminator import PERIODS
 from .models.synthesizer import CONFIG_FIELDS, CONTENT_CHANNELS
@@ -39,13 +40,8 @@ _SMALL_MODEL_FIELDS = ("weight", "config", "info", "sr", "f0", "version")
 
 # RVC's shipped decoder layouts: (sample rate, upsample_rates, upsample_kernel_sizes, training segment in frames).
 # 40k has one layout for v1 and v2; 32k and 48k differ between configs/v1 and configs/v2.
-RVC_LAYOUTS = (
-    (32000, (10, 4, 2, 2, 2), (16, 16, 4, 4, 4), 40),
-    (40000, (10, 10, 2, 2), (16, 16, 4, 4), 32),
-    (48000, (10, 6, 2, 2, 2), (16, 16, 4, 4, 4), 24),
-    (32000, (10, 8, 2, 2), (20, 16, 4, 4), 40),
-    (48000, (12, 10, 2, 2), (24, 20, 4, 4), 36),
-)
+RVC_LAYOUTS = tuple((rate.sr, rate.upsample_rates, rate.upsample_kernel_sizes, rate.segment_frames)
+                    for rate in LAYOUTS.values())
 SMALL_MODEL_SEGMENT_SIZE = 32  # the placeholder RVC stores in every small model's config
 
 
@@ -302,8 +298,8 @@ def infer_config(state: Mapping, sr=None, kind: str = INFERENCE, path: str = "<s
 
 
 def _spec_channels(rate: int) -> int:
-    """Linear-spectrogram bins of RVC's STFT: 1024-point at 32k, 2048-point at 40k and 48k."""
-    return 513 if rate == 32000 else 1025
+    """Linear-spectrogram bins of RVC's STFT at ``rate`` (the same in v1 and v2 configs)."""
+    return next(layout.spec_channels for layout in LAYOUTS.values() if layout.sr == rate)
 
 
 def _check_config_against_shapes(path: str, state: Mapping, config: list) -> None:

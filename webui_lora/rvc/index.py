@@ -80,15 +80,39 @@ class FeatureIndex:
         return np.einsum("tk,tkd->td", weights, neighbours).astype(np.float32)
 
 
+KMEANS_ABOVE = 200_000  # vectors; RVC replaces a larger set by k-means centres
+KMEANS_CENTRES = 10_000
+
+
+def index_lists(count: int) -> int:
+    """RVC's IVF size for ``count`` vectors: min(16 sqrt(N), N / 39), at least 1."""
+    return max(1, min(int(16 * np.sqrt(count)), count // 39))
+
+
+def training_vectors(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """RVC's index input: the rows shuffled, and above 200k rows MiniBatchKMeans' 10k centres
+    (batch 256 per CPU, random init), which keeps index size and search time bounded."""
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    features = features[np.random.default_rng(seed).permutation(len(features))]
+    if len(features) > KMEANS_ABOVE:
+        import os
+
+        from sklearn.cluster import MiniBatchKMeans
+
+        kmeans = MiniBatchKMeans(n_clusters=KMEANS_CENTRES, batch_size=256 * (os.cpu_count() or 1),
+                                 init="random", compute_labels=False, random_state=seed, n_init=1)
+        features = np.ascontiguousarray(kmeans.fit(features).cluster_centers_, dtype=np.float32)
+    return features
+
+
 def build_index(features: np.ndarray, path) -> FeatureIndex:
-    """Train and write an index the way RVC does: IVF with min(16 sqrt(N), N / 39) lists, flat L2
-    storage, nprobe 1, vectors added in batches of 8192. ``features`` is [N, D] float32."""
+    """Train and write an index the way RVC does: IVF with ``index_lists(N)`` lists, flat L2 storage,
+    nprobe 1, vectors added in batches of 8192. ``features`` is [N, D] float32 (see training_vectors)."""
     import faiss
 
     features = np.ascontiguousarray(features, dtype=np.float32)
     count, dim = features.shape
-    lists = max(1, min(int(16 * np.sqrt(count)), count // 39))
-    index = faiss.index_factory(dim, f"IVF{lists},Flat")
+    index = faiss.index_factory(dim, f"IVF{index_lists(count)},Flat")
     faiss.extract_index_ivf(index).nprobe = 1
     index.train(features)
     for start in range(0, count, 8192):

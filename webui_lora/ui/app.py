@@ -10,6 +10,7 @@ import gradio as gr
 
 from . import compat
 from .convert_tab import build_convert_tab
+from .train_tab import build_train_tab
 
 TITLE = "RVC-LoRA"
 
@@ -21,6 +22,8 @@ def build_app(workspace) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Convert"):
                 convert = build_convert_tab(workspace)
+            with gr.Tab("Train"):
+                build_train_tab(workspace)
         compat.on(convert.refresh_button.click, partial(header_text, workspace.assets), [], [header],
                   "lora_refresh_help")
     # One worker: conversions are CPU/GPU bound and share one loaded model.
