@@ -64,3 +64,21 @@ def f0_at_frames(f0_curve, hop, n_frames):
     """The per-sample curve read at frame centres k * hop (the last sample past the end)."""
     positions = np.minimum(np.arange(n_frames) * hop, len(f0_curve) - 1)
     return np.asarray(f0_curve, dtype=np.float64)[positions]
+
+
+ONE_VOICE = [
+    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+    "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.", "Four hours of steady work faced us.",
+]
+
+
+def one_voice_recordings(folder, voice="slt"):
+    """Eight sentences by one flite voice, two to a file: about 20 s of speech."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(0, len(ONE_VOICE), 2):
+        audio = np.concatenate([flite_sentence(ONE_VOICE[number], voice, 16000), np.zeros(4000, np.float32),
+                                flite_sentence(ONE_VOICE[number + 1], voice, 16000)])
+        soundfile.write(folder / f"{voice}_{number // 2}.wav", audio, 16000)
+    return folder

@@ -3,6 +3,7 @@
     info PATH [--json]                 what a model, checkpoint, adapter, index or HuBERT is
     convert --model M --input IN... --output OUT [options]
     prepare --dataset DIR|ZIP|FILE... --out EXP (--base M.pth | --sr 40k --version v2 [--no-f0]) [options]
+    train --base M.pth --dataset DIR|ZIP|EXP --out A.safetensors [options]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main(argv=None) -> int:
     _add_info(commands)
     _add_convert(commands)
     _add_prepare(commands)
+    _add_train(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -192,3 +194,119 @@ def _run_prepare(args) -> int:
         print()
         print(summary.summary())
     return 0
+
+
+def _add_train(commands) -> None:
+    from .train.setup import D_MODES, DEFAULT_PRESET, MODES, PRESETS
+
+    parser = commands.add_parser("train", help="train a LoRA adapter (or the whole model) with RVC's objective",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="presets:\n" + "\n".join(f"  {name:9} {text}" for name, (_, text)
+                                                                  in PRESETS.items()))
+    parser.add_argument("--base", required=True,
+                        help="RVC model to adapt (.pth: small model, G_*.pth or pretrained base), or new:v2-40k-f0")
+    parser.add_argument("--dataset", nargs="+", required=True, metavar="DIR|ZIP|EXP",
+                        help="a prepared experiment folder, or recordings (prepared first, with the cache)")
+    parser.add_argument("--out", required=True, help="the adapter (.safetensors), or the model (.pth) with --mode full")
+    parser.add_argument("--pretrained-g", help="RVC's pretrained G of the same version/rate/f0, for enc_q")
+    parser.add_argument("--pretrained-d", help="RVC's pretrained D of the same version (default: a fresh one)")
+    parser.add_argument("--d-mode", choices=D_MODES, default="full",
+                        help="train the discriminator fully (RVC), through LoRA, not at all, or leave it out")
+    parser.add_argument("--d-width", type=int, default=1, help="a fresh discriminator's channel divisor (RVC: 1)")
+    parser.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="which layers get LoRA")
+    parser.add_argument("--targets", nargs="+", metavar="PATTERN", help="module names or patterns instead of a preset")
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank)")
+    parser.add_argument("--rslora", action="store_true", help="scale by alpha/sqrt(rank)")
+    parser.add_argument("--rank-pattern", nargs="+", default=[], metavar="REGEX=RANK",
+                        help="per-module ranks, e.g. dec.ups=16")
+    parser.add_argument("--train-speaker", action="store_true",
+                        help="also learn the dataset speaker's row of the speaker table (256 numbers)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="epochs (default 20, RVC's)")
+    length.add_argument("--steps", type=int, help="optimiser steps instead of epochs")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 for adapters, 1e-4 in full mode)")
+    parser.add_argument("--f0-method", default="rmvpe", help="pitch method when the dataset still needs preparing")
+    parser.add_argument("--f0-convention", choices=CONVENTIONS, default=CONVENTIONS[0])
+    parser.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
+    parser.add_argument("--preview-every", type=int, default=5, help="epochs between preview conversions (0: end)")
+    parser.add_argument("--preview-clip", help="audio to preview on (default: a held-out piece of the dataset)")
+    parser.add_argument("--holdout", type=int, default=1, help="pieces kept out of training for previews")
+    parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    parser.add_argument("--mode", choices=MODES, default="lora", help="lora (default), or full fine-tuning")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_workspace_options(parser)
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    from .train.setup import AdapterSpec
+    from .train.trainer import TrainOptions
+
+    spec = AdapterSpec(preset=None if args.targets else args.preset, targets=args.targets, rank=args.rank,
+                       alpha=args.alpha, rslora=args.rslora, rank_pattern=_rank_pattern(args.rank_pattern),
+                       train_speaker=args.train_speaker)
+    options = TrainOptions(mode=args.mode, adapter=spec, d_mode=args.d_mode, pretrained_g=args.pretrained_g,
+                           pretrained_d=args.pretrained_d, d_width=args.d_width, epochs=args.epochs, steps=args.steps,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, save_every=args.save_every,
+                           preview_every=args.preview_every, holdout=args.holdout, f0_convention=args.f0_convention,
+                           device=args.device, resume=args.resume)
+    stop = threading.Event()
+
+    def interrupted(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)", file=sys.stderr)
+
+    bar = None
+
+    def report(progress):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=progress.total_steps, initial=progress.step, unit="step", desc="training",
+                       disable=args.json)
+        if progress.message:
+            bar.write(progress.message, file=sys.stderr)
+        bar.n = progress.step
+        bar.set_postfix({k: f"{v:.3g}" for k, v in progress.losses.items()}, refresh=True)
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        result = _workspace(args).train(args.base, args.dataset, args.out, options, f0_method=args.f0_method,
+                                        preview_clip=args.preview_clip, report=report, should_stop=stop.is_set)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    facts = {"output": None if result.stopped else str(result.output), "index": str(result.index) if result.index
+             else None, "steps": result.steps, "epochs": result.epochs, "final_losses": result.losses,
+             "heldout_mel": result.heldout_mel, "trainable_parameters": result.trainable, "stopped": result.stopped,
+             "previews": [[e, str(a), str(b)] for e, a, b in result.previews]}
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    elif result.stopped:
+        print(f"stopped at step {result.steps}; the checkpoint is saved: run the same command with --resume")
+    else:
+        print(f"{result.output} ({result.output.stat().st_size:,} bytes) after {result.steps} steps, "
+              f"{result.epochs} epochs" + (f"; index {result.index}" if result.index else ""))
+    return 130 if result.stopped else 0
+
+
+def _rank_pattern(entries) -> dict:
+    from .errors import UserError
+
+    patterns = {}
+    for entry in entries:
+        pattern, sep, rank = entry.rpartition("=")
+        if not sep or not rank.isdigit() or int(rank) < 1:
+            raise UserError(f"--rank-pattern {entry}", "expected REGEX=RANK with a positive whole rank, e.g. dec.ups=16")
+        patterns[pattern] = int(rank)
+    return patterns

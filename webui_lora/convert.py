@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from scipy import signal
 
-from lora_core import (LoRAError, adapter_names, apply_adapter, base_fingerprint,
+from lora_core import (LoRAError, adapter_names, apply_adapter,
                        check_adapter_fits, delete_adapter, read_adapter, set_adapter_strength)
 
 from .assets import Assets
 from .errors import UserError, user_message
 from .rvc.audio import audio_files, load_audio, save_audio
-from .rvc.checkpoints import load_model
+from .rvc.checkpoints import inference_fingerprint, load_model
 from .rvc.hubert import load_hubert
 from .rvc.index import FeatureIndex
 from .rvc.pitch import CLASSIC, extract_f0, pitch_inputs
@@ -166,7 +166,7 @@ class VoiceConverter:
 
     def _base_fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = base_fingerprint(self._model.synthesizer)
+            self._fingerprint = inference_fingerprint(self._model.synthesizer)
         return self._fingerprint
 
     @property

@@ -32,3 +32,13 @@ def user_message(err: BaseException) -> Optional[str]:
     else:
         return None
     return " ".join(text.split())
+
+
+def describe_error(err: BaseException, log) -> str:
+    """What a page shows for a failed action: the user's one line, or for a bug a short name of it,
+    its traceback going to ``log`` (a ``logging.Logger``) for the server's console."""
+    message = user_message(err)
+    if message is None:
+        log.error("unexpected error", exc_info=err)
+        message = f"unexpected {type(err).__name__}: {err} (the server log has the details)"
+    return message

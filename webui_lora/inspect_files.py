@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lora_core import base_fingerprint, read_adapter
+from lora_core import read_adapter
 
 
 def describe(path) -> dict:
@@ -55,7 +55,7 @@ def _hubert_facts(path: Path) -> dict:
 
 
 def _checkpoint_facts(path: Path) -> dict:
-    from .rvc.checkpoints import ArchitectureError, load_discriminator, load_model
+    from .rvc.checkpoints import ArchitectureError, inference_fingerprint, load_discriminator, load_model
 
     try:
         model = load_model(path)
@@ -70,7 +70,7 @@ def _checkpoint_facts(path: Path) -> dict:
             "f0": model.f0, "info": model.info, "size_bytes": _size(path),
             "parameters": sum(p.numel() for p in net.parameters()),
             "speakers": int(net.emb_g.weight.shape[0]), "config": model.config,
-            "weight_norm_keys": model.weight_norm_keys, "fingerprint": base_fingerprint(net)}
+            "weight_norm_keys": model.weight_norm_keys, "fingerprint": inference_fingerprint(net)}
 
 
 def as_text(facts: dict) -> str:

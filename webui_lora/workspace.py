@@ -1,6 +1,6 @@
 """The one non-UI layer every command and tab stands on: which files there are and what a user's name
-for one means, which index goes with a model or adapter, settings built from a user's values, and the
-lock that keeps one job at a time on the device.
+for one means, which index goes with a model or adapter, settings built from a user's values, the
+converter and its lock, and the runner that keeps one long job (preparing, training) at a time.
 
 The CLI and the tabs both hold a ``Workspace`` and call the same methods, so a name that works in the
 browser works on the command line, and both refuse a bad value with the same one-line message.
@@ -15,23 +15,24 @@ from typing import Optional, Sequence
 
 from .assets import Assets
 from .errors import UserError
+from .jobs import JobRunner
 
 AUTO, NONE = "auto", "(none)"  # index choices: RVC's own pick for the model; no index at all
 KINDS = {"model": "models", "adapter": "adapters", "index": "indices"}
 
 
 class Workspace:
-    """The asset folders, the device, a lazily built converter, and the device lock."""
+    """The asset folders, the device, a lazily built converter and its lock, and the job runner."""
 
     def __init__(self, assets: Optional[Assets] = None, device: Optional[str] = None,
                  hubert_path: Optional[str] = None):
         self.assets = assets or Assets.discover()
         self.device = device
         self.hubert_path = hubert_path
-        # Models and adapters are swapped in place on one device: conversions, training and merges
-        # that use it take turns.
+        # The converter swaps models and adapters in place: its users take turns.
         self.lock = threading.Lock()
         self._converter = None
+        self.jobs = JobRunner()
 
     @classmethod
     def open(cls, assets_dir=None, rvc_root=None, device=None, hubert_path=None) -> "Workspace":
@@ -80,14 +81,78 @@ class Workspace:
         path = Path(text).expanduser()
         return path if path.is_absolute() or len(path.parts) > 1 else self.assets.experiments_dir / text
 
+    def adapter_path(self, name_or_path) -> Path:
+        """Where a new adapter goes: a path as given, or a bare name in our adapters folder (the Convert
+        tab lists it there)."""
+        text = str(name_or_path or "").strip()
+        if not text:
+            raise UserError("no adapter name given", "name the adapter, e.g. my_voice")
+        path = Path(text).expanduser()
+        if path.is_absolute() or len(path.parts) > 1:
+            return path
+        return self.assets.assets_dir / "adapters" / (text if text.endswith(".safetensors") else text + ".safetensors")
+
     def prepare_dataset(self, sources, out_dir, target, options=None, progress=None):
-        """Run ``train.prepare`` with this workspace's HuBERT, pitch assets and device, holding the lock."""
+        """Run ``train.prepare`` with this workspace's HuBERT, pitch assets and device, in the job slot."""
+        with self.jobs.exclusive(f"preparing {Path(out_dir).name}"):
+            return self._prepare(sources, out_dir, target, options, progress)
+
+    def _prepare(self, sources, out_dir, target, options=None, progress=None):
         from .train.prepare import PrepareOptions, prepare
 
-        with self.lock:
-            return prepare(sources, out_dir, target, options or PrepareOptions(),
-                           hubert_path=self.assets.require_hubert(self.hubert_path),
-                           assets_dir=self.assets.pitch_assets_dir(), device=self.torch_device, progress=progress)
+        return prepare(sources, out_dir, target, options or PrepareOptions(),
+                       hubert_path=self.assets.require_hubert(self.hubert_path),
+                       assets_dir=self.assets.pitch_assets_dir(), device=self.torch_device, progress=progress)
+
+    # ----- training -----------------------------------------------------------------------------
+    def train(self, base, dataset, out, options=None, *, f0_method: str = "rmvpe", preview_clip=None,
+              experiment=None, report=None, should_stop=None, prepare_progress=None):
+        """Train on ``dataset`` (a prepared experiment folder, or recordings, which are prepared first into
+        ``experiment``, by default the experiments folder under the output's name) and write ``out``.
+        Runs in the caller's thread; the Train tab runs it as a job (``start_training``)."""
+        from .rvc.audio import load_audio
+        from .train.preview import Previewer
+        from .train.trainer import TrainOptions, Trainer, target_of_base
+
+        options = options or TrainOptions()
+        options.device = options.device or self.torch_device
+        base_path = str(base) if str(base).startswith("new:") else str(self.resolve(base, "model"))
+        out = Path(out).expanduser()
+        sources = [Path(s).expanduser() for s in ([dataset] if isinstance(dataset, (str, Path)) else dataset)]
+        _check_output(out, options.mode, [base_path, options.pretrained_g, options.pretrained_d, *sources])
+        if len(sources) == 1 and (sources[0] / "prepare.json").is_file():
+            experiment = sources[0]
+        else:
+            from .train.prepare import PrepareOptions
+
+            experiment = self.experiment_dir(experiment or out.stem)
+            self._prepare(sources, experiment, target_of_base(base_path), PrepareOptions(f0_method=f0_method),
+                          prepare_progress)
+        previews = None
+        if options.mode == "lora" and not base_path.startswith("new:"):
+            user_clip = load_audio(preview_clip, 16000) if preview_clip else None
+            hubert = self.assets.require_hubert(self.hubert_path)
+
+            def previews(clip16k, method):
+                return Previewer(base_path, clip16k if user_clip is None else user_clip,
+                                 out.with_name(out.name + ".training") / "previews", assets=self.assets,
+                                 hubert_path=hubert, f0_method=method or "pm",
+                                 f0_convention=options.f0_convention, device=options.device, seed=options.seed)
+        return Trainer(experiment, base_path, out, options, report=report, should_stop=should_stop,
+                       previews=previews).run()
+
+    def start_training(self, base, dataset, out, options=None, **kwargs):
+        """``train`` as a background job (one at a time); returns the ``Job`` the Train tab polls."""
+        def work(job):
+            def prepared(stage, done, total):  # the log gets each stage's start and end
+                if done in (0, total):
+                    job.add_note(f"{stage}: {done} of {total}")
+
+            job.add_note(f"training {Path(out).name} on {Path(str(base)).name}")
+            return self.train(base, dataset, out, options, report=job.report,
+                              should_stop=lambda: job.cancel_requested, prepare_progress=prepared, **kwargs)
+
+        return self.jobs.start(f"training {Path(out).name}", work)
 
     # ----- names --------------------------------------------------------------------------------
     def choices(self, kind: str) -> dict:
@@ -218,3 +283,15 @@ def short_names(paths) -> dict:
                 break
         names[Path(*tail).as_posix()] = path
     return names
+
+
+def _check_output(out: Path, mode: str, inputs) -> None:
+    """The output must be a new kind of file for the mode and never one of the inputs."""
+    wanted = ".safetensors" if mode == "lora" else ".pth"
+    if out.suffix != wanted:
+        raise UserError(out, f"a {mode} run writes {'an adapter' if mode == 'lora' else 'an RVC model'}: name it "
+                             f"*{wanted}")
+    for given in inputs:
+        if given and not str(given).startswith("new:") and Path(given).exists() and \
+                Path(given).resolve() == out.resolve():
+            raise UserError(out, "is one of the inputs; pick another output name, nothing was written")

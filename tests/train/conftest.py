@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from builders import tiny_hubert_folder
-from speech import flite_sentence
+from speech import flite_sentence, one_voice_recordings
 
 SENTENCES = {
     "slt": "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background.",
@@ -51,3 +51,21 @@ def hubert(tmp_path_factory):
 def dataset(dataset_source, tmp_path):
     """A private copy, so a test may change its files."""
     return shutil.copytree(dataset_source, tmp_path / "voice")
+
+
+@pytest.fixture(scope="session")
+def voice_recordings(tmp_path_factory):
+    return one_voice_recordings(tmp_path_factory.mktemp("one_voice") / "slt")
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, voice_recordings, hubert):
+    """The tiny v2 40k f0 model and the one-voice dataset prepared for it (pm pitch)."""
+    from builders import tiny_model_file
+    from webui_lora.train.prepare import PrepareOptions, Target, prepare
+
+    root = tmp_path_factory.mktemp("prepared")
+    model = tiny_model_file(root, "v2_f0_40k")
+    prepare([voice_recordings], root / "exp", Target("v2", 40000, True), PrepareOptions(f0_method="pm"),
+            hubert_path=hubert)
+    return model, root / "exp"

@@ -555,6 +555,15 @@ def _plain(value):
     return value
 
 
+def inference_fingerprint(synthesizer: nn.Module) -> str:
+    """The base fingerprint adapters record and are checked against: the synthesizer's weights without
+    ``enc_q``, which conversion never uses (so a G_*.pth and its adapters agree with or without it)."""
+    from lora_core import base_fingerprint
+
+    state = {k: v for k, v in synthesizer.state_dict().items() if not k.startswith("enc_q.")}
+    return base_fingerprint(state)
+
+
 def atomic_torch_save(obj, path) -> None:
     """``torch.save`` that never leaves a half-written checkpoint under the real name."""
     with atomic_path(path) as temporary:

@@ -34,7 +34,8 @@ from .quality import DatasetReport, FileReport, check_trainable, inspect_file
 
 STAGES = ("read", "f0", "features", "index")
 PARALLEL_F0_MIN_PIECES = 16  # fewer pieces than this finish before a worker process has started
-FEATURE_BATCH = 8  # pieces of equal length run through HuBERT together
+FAST_F0_METHODS = {"pm"}  # a pool's start-up costs more than these save (pm: 2.5 s for 10 minutes)
+FEATURE_BATCH = 1  # HuBERT is no faster batched on the CPU, and 8 pieces' conv activations take 1 GiB
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -155,15 +156,16 @@ class _Preparation:
         check_trainable(report, ", ".join(str(s) for s in sources))
         usable = {f.digest for f in report.usable}
         self.state["sources"] = {d: entry for d, entry in self.state["sources"].items() if d in usable}
+        self.state["f0_method"] = self.options.f0_method if self.target.f0 else None
+        self.state["embedder"] = self.hubert_path.name
         self.state["dataset"] = {"seconds": report.usable_seconds, "files": len(usable),
                                  "digest": hashlib.sha256("".join(sorted(usable)).encode()).hexdigest()}
         self._save()
         self._remove_stale_files()
         entries = [self.state["sources"][d] for d in sorted(usable, key=lambda d: self.state["sources"][d]["name"])]
-        if self.target.f0:
-            self._f0(entries)
-        self._features(entries)
-        self._mute()
+        with self._f0_alongside(entries):
+            self._features(entries)
+            self._mute()
         names = [name for entry in entries for name in entry["pieces"]]
         experiment.write_filelist(names, self.options.speaker_id, self.options.seed)
         experiment.write_config()
@@ -224,20 +226,25 @@ class _Preparation:
                         path.unlink()
 
     # ----- f0 -----------------------------------------------------------------------------------
-    def _f0(self, entries: list) -> None:
+    @contextmanager
+    def _f0_alongside(self, entries: list):
+        """f0 for every piece that needs it: on a process pool while the block runs (HuBERT, in this
+        process, meanwhile), or here, before the block, where a pool would not pay."""
+        if not self.target.f0:
+            yield
+            return
         method = self.options.f0_method
-        key = _key("f0/1", entries and entries[0]["pieces_key"], method)
+        key = _key("f0/1", entries[0]["pieces_key"], method)
         todo = [e for e in entries if e.get("f0_key") != key or not self._files_exist(e["pieces"], ("f0_coarse", "f0_hz"))]
         total = sum(len(e["pieces"]) for e in entries)
-        self.reused["f0"] += total - sum(len(e["pieces"]) for e in todo)
         jobs = [(entry, name) for entry in todo for name in entry["pieces"]]
-        done = total - len(jobs)
-        workers = self.options.workers or max(1, (os.cpu_count() or 1) - 1)
+        self.reused["f0"] += total - len(jobs)
+        done, pending = total - len(jobs), Counter(entry["name"] for entry, _ in jobs)
         assets = str(self.assets_dir) if self.assets_dir else None
-        args = lambda name: (str(self.experiment.piece_files(name)["wav16k"]), method, assets,  # noqa: E731
-                             str(self.experiment.piece_files(name)["f0_coarse"]),
-                             str(self.experiment.piece_files(name)["f0_hz"]))
-        pending = Counter(entry["name"] for entry, _ in jobs)
+
+        def job_args(name):
+            files = self.experiment.piece_files(name)
+            return str(files["wav16k"]), method, assets, str(files["f0_coarse"]), str(files["f0_hz"])
 
         def finished(entry):
             nonlocal done
@@ -249,17 +256,27 @@ class _Preparation:
                 self._save()
             _tell(self.progress, "f0", done, total)
 
-        if workers > 1 and len(jobs) >= PARALLEL_F0_MIN_PIECES and self.device == "cpu":
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
-                                     initializer=_quiet_worker) as pool:
-                futures = {pool.submit(f0_job, *args(name)): entry for entry, name in jobs}
+        workers = self.options.workers or max(1, (os.cpu_count() or 1) - 1)
+        pooled = (self.device == "cpu" and method not in FAST_F0_METHODS and len(jobs) >= PARALLEL_F0_MIN_PIECES
+                  and (os.cpu_count() or 1) > 1)
+        if not pooled:
+            for entry, name in jobs:
+                f0_job(*job_args(name), device=self.device)
+                finished(entry)
+            yield
+            return
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
+                                 initializer=_quiet_worker) as pool:
+            futures = {pool.submit(f0_job, *job_args(name)): entry for entry, name in jobs}
+            try:
+                yield
                 for future in as_completed(futures):
                     future.result()
                     finished(futures[future])
-        else:
-            for entry, name in jobs:
-                f0_job(*args(name), device=self.device)
-                finished(entry)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     # ----- features -----------------------------------------------------------------------------
     def _features(self, entries: list) -> None:

@@ -1,5 +1,9 @@
 """RVC's multi-period discriminators (HiFi-GAN's MPD plus one scale discriminator), with RVC's keys:
-``discriminators.K.convs.M.*`` and ``discriminators.K.conv_post.*``, K = 0 being the scale discriminator."""
+``discriminators.K.convs.M.*`` and ``discriminators.K.conv_post.*``, K = 0 being the scale discriminator.
+
+``width`` divides every channel count (RVC's is 1); tests train against a narrow one with the same
+layers, strides and periods, as they run tiny synthesizers of RVC's layouts.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ class _Discriminator(nn.Module):
 class DiscriminatorS(_Discriminator):
     """Judges the raw waveform with grouped strided 1-D convolutions."""
 
-    def __init__(self):
+    def __init__(self, width: int = 1):
         super().__init__()
         layers = [
             (1, 16, 15, 1, 1, 7),
@@ -39,28 +43,30 @@ class DiscriminatorS(_Discriminator):
             (1024, 1024, 41, 4, 256, 20),
             (1024, 1024, 5, 1, 1, 2),
         ]
-        self.convs = nn.ModuleList(
-            legacy_weight_norm(nn.Conv1d(cin, cout, k, stride, groups=groups, padding=pad))
-            for cin, cout, k, stride, groups, pad in layers
-        )
-        self.conv_post = legacy_weight_norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
+        convs = []
+        for cin, cout, k, stride, groups, pad in layers:
+            narrow_in, narrow_out = _narrow(cin, width), _narrow(cout, width)
+            per_group = max(1, cin // groups)  # input channels per group, kept where the width allows
+            convs.append(nn.Conv1d(narrow_in, narrow_out, k, stride, groups=max(1, narrow_in // per_group), padding=pad))
+        self.convs = nn.ModuleList(legacy_weight_norm(conv) for conv in convs)
+        self.conv_post = legacy_weight_norm(nn.Conv1d(_narrow(1024, width), 1, 3, 1, padding=1))
 
 
 class DiscriminatorP(_Discriminator):
     """Judges every ``period``-th sample: the waveform folded into [N / period, period] and convolved along time."""
 
-    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3):
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, width: int = 1):
         super().__init__()
         self.period = period
         padding = (same_padding(kernel_size), 0)
-        channels = [1, 32, 128, 512, 1024]
+        channels = [_narrow(c, width) for c in (1, 32, 128, 512, 1024)]
         convs = [
             nn.Conv2d(cin, cout, (kernel_size, 1), (stride, 1), padding=padding)
             for cin, cout in zip(channels, channels[1:])
         ]
-        convs.append(nn.Conv2d(1024, 1024, (kernel_size, 1), 1, padding=padding))
+        convs.append(nn.Conv2d(channels[-1], channels[-1], (kernel_size, 1), 1, padding=padding))
         self.convs = nn.ModuleList(legacy_weight_norm(conv) for conv in convs)
-        self.conv_post = legacy_weight_norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+        self.conv_post = legacy_weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor):
         """x [B, 1, N] -> (flattened scores, feature maps); N is reflect-padded to a multiple of the period."""
@@ -75,10 +81,11 @@ class DiscriminatorP(_Discriminator):
 class MultiPeriodDiscriminator(nn.Module):
     """One scale discriminator plus one period discriminator per period (RVC v1: 6 periods, v2: 8)."""
 
-    def __init__(self, periods=PERIODS["v1"]):
+    def __init__(self, periods=PERIODS["v1"], width: int = 1):
         super().__init__()
         self.periods = tuple(periods)
-        self.discriminators = nn.ModuleList([DiscriminatorS(), *(DiscriminatorP(p) for p in self.periods)])
+        self.discriminators = nn.ModuleList([DiscriminatorS(width), *(DiscriminatorP(p, width=width)
+                                                                      for p in self.periods)])
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
         """Real and generated audio -> (real scores, fake scores, real fmaps, fake fmaps), one per discriminator."""
@@ -93,8 +100,13 @@ class MultiPeriodDiscriminator(nn.Module):
         return real_scores, fake_scores, real_fmaps, fake_fmaps
 
 
-def build_discriminator(version: str) -> MultiPeriodDiscriminator:
-    """RVC's MultiPeriodDiscriminator ("v1") or MultiPeriodDiscriminatorV2 ("v2")."""
+def build_discriminator(version: str, width: int = 1) -> MultiPeriodDiscriminator:
+    """RVC's MultiPeriodDiscriminator ("v1") or MultiPeriodDiscriminatorV2 ("v2"), channels divided by ``width``."""
     if version not in PERIODS:
         raise ValueError(f"unknown RVC version {version!r} (expected 'v1' or 'v2')")
-    return MultiPeriodDiscriminator(PERIODS[version])
+    return MultiPeriodDiscriminator(PERIODS[version], width)
+
+
+def _narrow(channels: int, width: int) -> int:
+    """A channel count divided by the width; the 1-channel input and output stay 1."""
+    return channels if channels == 1 else max(1, channels // width)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import Encoder
-from .commons import sequence_mask
+from .commons import POSTERIOR, item_randn_like, sequence_mask
 from .wavenet import WN
 
 
@@ -83,5 +83,5 @@ class PosteriorEncoder(nn.Module):
         x = self.enc(self.pre(x) * x_mask, x_mask, g=g)
         stats = self.proj(x) * x_mask
         m, logs = torch.split(stats, self.out_channels, dim=1)
-        z = (m + torch.randn_like(m) * torch.exp(logs)) * x_mask
+        z = (m + item_randn_like(m, 2, POSTERIOR) * torch.exp(logs)) * x_mask
         return z, m, logs, x_mask

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .commons import EXCITATION, PHASE, item_rand, item_randn_like
+
 
 class SineGen(nn.Module):
     """Frame-rate F0 -> sample-rate sine (plus noise), silent except for noise where F0 is 0."""
@@ -37,7 +39,7 @@ class SineGen(nn.Module):
         cycles_per_sample = (f0 * harmonics / self.sample_rate) % 1
 
         # Random initial phase per harmonic; the fundamental always starts at phase 0.
-        start_phase = torch.rand(f0.shape[0], harmonics.numel(), device=f0.device)
+        start_phase = item_rand(PHASE, f0.shape[0], harmonics.numel(), device=f0.device)
         start_phase[:, 0] = 0
         cycles_per_sample[:, 0, :] = cycles_per_sample[:, 0, :] + start_phase
 
@@ -52,7 +54,7 @@ class SineGen(nn.Module):
 
         voiced = _stretch((f0 > self.voiced_threshold).float(), upp, "nearest")
         noise_amp = voiced * self.noise_std + (1 - voiced) * self.sine_amp / 3
-        noise = noise_amp * torch.randn_like(sines)
+        noise = noise_amp * item_randn_like(sines, 1, EXCITATION)
         return sines * voiced + noise, voiced
 
 
