@@ -91,6 +91,13 @@ class Assets:
         return next((root / "rmvpe" / "rmvpe.pt" for root in self.roots
                      if (root / "rmvpe" / "rmvpe.pt").is_file()), None)
 
+    def pretrained(self, version: str, sr: int, f0: bool, kind: str) -> Optional[Path]:
+        """RVC's pretrained G or D (``kind``) for a version, rate and f0, as the WebUI names them:
+        ``pretrained_v2/f0G40k.pth`` (v1: ``pretrained/``)."""
+        name = f"{'f0' if f0 else ''}{kind}{sr // 1000}k.pth"
+        folder = "pretrained_v2" if version == "v2" else "pretrained"
+        return next((root / folder / name for root in self.roots if (root / folder / name).is_file()), None)
+
     def pitch_assets_dir(self) -> Path:
         """The asset folder the pitch registry should look in: the one holding rmvpe/rmvpe.pt, else ours."""
         rmvpe = self.rmvpe()

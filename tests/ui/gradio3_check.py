@@ -53,6 +53,9 @@ def main(asset_dir, speech):
             "header": call("lora_refresh_help"),
             "dataset_report": call("lora_dataset_report", [upload], "", str(Path(asset_dir) / "scratch" / "exp"),
                                    MODEL, "40k", "v2", True),
+            "train_status": call("lora_train_status", None),
+            "train_start": call("lora_train_start", None, "", str(Path(asset_dir) / "scratch" / "unprepared"), MODEL,
+                                "pm", "x", "dec+flow", 4, 0, "off", False, 1, 2, 1e-3, 100, 0),
         }
     finally:
         app.close()

@@ -20,6 +20,7 @@ import pytest
 import soundfile
 
 from ci_rules import require
+from speech import one_voice_recordings
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -83,7 +84,8 @@ def test_convert_in_the_browser(app_url, asset_dir, tmp_path):
             page.get_by_role("option", name="pm", exact=True).click()
             convert.click()
 
-            expected = "v2_f0_40k.pth with no adapters\nspeech.wav -> speech.wav: "
+            expected = "v2_f0_40k.pth with no adapters, index added_IVF2_Flat_nprobe_1_v2_f0_40k_v2.index\n" \
+                       "speech.wav -> speech.wav: "
             expect(page.get_by_label("Report")).to_have_value(re.compile("^" + re.escape(expected)), timeout=60_000)
             link = page.locator("#lora_convert_downloads a[download]").first
             link.wait_for()
@@ -103,3 +105,39 @@ def test_convert_in_the_browser(app_url, asset_dir, tmp_path):
             browser.close()
     assert sr == 40000
     assert abs(len(audio) / sr - soundfile.info(speech).duration) < 0.05 and abs(audio).max() > 0
+
+
+def test_train_in_the_browser_and_reconnect_after_a_reload(app_url, tmp_path):
+    """Name a folder of recordings, Start, reload the page while it trains: the page finds the job again
+    and shows it through to the end, with the loss plot, the preview players and the result files."""
+    recordings = one_voice_recordings(tmp_path / "slt")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.goto(app_url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Train").click()
+            page.get_by_label("...or a folder on this machine").fill(str(recordings))
+            page.get_by_label("Experiment name (or folder)").fill(str(tmp_path / "exp"))
+            page.get_by_label("Pitch (f0) method for the dataset").click()
+            page.get_by_role("option", name="pm", exact=True).click()
+            page.get_by_label("Adapter name").fill(str(tmp_path / "slt.safetensors"))
+            epochs = page.get_by_label("number input for Epochs")
+            epochs.fill("5")
+            epochs.press("Enter")
+            page.get_by_role("radio", name="off", exact=True).check()  # the discriminator: its cost is the trainer tests' part
+            page.get_by_role("button", name="Start", exact=True).click()
+            progress = page.locator("#lora_train_progress")
+            expect(progress).to_contain_text("step", timeout=120_000)
+
+            page.reload(wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Train").click()
+            expect(page.locator("#lora_train_progress")).to_contain_text("Done: slt.safetensors", timeout=300_000)
+            page.locator("#lora_train_plot img").wait_for()
+            expect(page.locator("#lora_train_result")).to_contain_text(re.compile(r"slt\s*\.index"))
+            expect(page.locator("#lora_train_log textarea")).to_have_value(re.compile("held-out mel L1"))
+            page.screenshot(path=tmp_path / "train_tab.png", full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "slt.safetensors").is_file() and (tmp_path / "slt.index").is_file()
+    assert sorted(p.name for p in (tmp_path / "slt.safetensors.training" / "previews").glob("*.wav"))[0] == "base.wav"

@@ -15,13 +15,14 @@ from webui_lora.assets import Assets
 from webui_lora.ui import compat
 from webui_lora.ui.app import build_app, header_text
 from webui_lora.ui.convert_tab import ADAPTER_SLOTS, NONE, build_convert_tab
-from webui_lora.workspace import Workspace
+from webui_lora.workspace import AUTO, Workspace
 
 MODEL, NO_F0_MODEL = "v2_f0_40k.pth", "v2_nof0_32k.pth"
 INDEX = "added_IVF2_Flat_nprobe_1_v2_f0_40k_v2.index"
 NO_ADAPTERS = [NONE] * ADAPTER_SLOTS
 API_NAMES = {"lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_dataset_report",
-             "lora_dataset_prepare", "lora_refresh_help"}
+             "lora_dataset_prepare", "lora_train_start", "lora_train_resume", "lora_train_cancel",
+             "lora_train_status", "lora_refresh_help"}
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,13 @@ def convert(tab, files, model=MODEL, adapters=(), report=None, **changes):
     return tab.convert(files, model, *settings.values(), *[value for slot in slots for value in slot], **extra)
 
 
-def test_model_offers_only_fitting_adapters_and_picks_its_index(tab):
+def test_model_offers_only_fitting_adapters_and_the_index_goes_back_to_auto(tab):
     shown = tab.select_model(MODEL, "voice.safetensors", "v1_voice.safetensors", NONE, NONE)
     assert shown[tab.adapters[0]]["choices"] == [NONE, "other_base.safetensors", "voice.safetensors"]
     assert shown[tab.adapters[0]]["value"] == "voice.safetensors"
     assert shown[tab.adapters[1]]["value"] == NONE  # the v1 adapter does not fit a v2 model
     assert "other_base.safetensors: trained on another base model" in shown[tab.adapter_note]["value"]
-    assert shown[tab.index]["value"] == INDEX
+    assert shown[tab.index]["value"] == AUTO and shown[tab.index]["choices"] == [AUTO, NONE, INDEX]
     assert shown[tab.pitch_controls]["visible"] is True
     assert shown[tab.model_info]["value"] == "RVC v2, 40000 Hz, with pitch (f0), 3 speakers"
     assert shown[tab.speaker] == compat.update(maximum=2, value=0, visible=True)
@@ -56,7 +57,7 @@ def test_no_f0_model_hides_pitch_controls_and_drops_f0_adapters(tab):
     shown = tab.select_model(NO_F0_MODEL, "voice.safetensors", NONE, NONE, NONE)
     assert shown[tab.pitch_controls]["visible"] is False
     assert shown[tab.adapters[0]] == compat.update(choices=[NONE], value=NONE)
-    assert shown[tab.index]["value"] == NONE
+    assert shown[tab.index]["value"] == AUTO
 
 
 def test_unavailable_pitch_methods_are_left_out_with_their_reason(tab):
@@ -70,7 +71,7 @@ def test_unavailable_pitch_methods_are_left_out_with_their_reason(tab):
 def test_conversion_gives_audio_plot_downloads_and_report(tab, asset_dir):
     speech = asset_dir / "speech.wav"
     progress = []
-    out = convert(tab, [str(speech), str(speech)], adapters=[("voice.safetensors", 0.5)], index=INDEX,
+    out = convert(tab, [str(speech), str(speech)], adapters=[("voice.safetensors", 0.5)], index=AUTO,
                   report=lambda *step: progress.append(step))
     played = Path(out[tab.player])
     assert soundfile.info(played).samplerate == 40000
@@ -80,7 +81,7 @@ def test_conversion_gives_audio_plot_downloads_and_report(tab, asset_dir):
     assert out[tab.output_choice] == compat.update(choices=["speech.wav", "speech_2.wav"], value="speech.wav",
                                                    visible=True)
     report = out[tab.report]
-    assert report.startswith("v2_f0_40k.pth with voice.safetensors x0.5\n")
+    assert report.startswith(f"v2_f0_40k.pth with voice.safetensors x0.5, index {INDEX}\n")  # the model's
     assert "speech.wav -> speech_2.wav: " in report and "synthesis" in report and "failed" not in report
     assert progress[0][:2] == (0, 2) and progress[-1] == (2, 2, "Converted 2 of 2")
 

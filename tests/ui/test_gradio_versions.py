@@ -14,7 +14,8 @@ from ci_rules import require
 
 ROOT = Path(__file__).resolve().parents[2]
 API_NAMES = ["lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_dataset_report",
-             "lora_dataset_prepare", "lora_refresh_help"]
+             "lora_dataset_prepare", "lora_train_start", "lora_train_resume", "lora_train_cancel",
+             "lora_train_status", "lora_refresh_help"]
 
 
 @pytest.mark.parametrize("version", ["3.14", "3.34"])
@@ -35,7 +36,7 @@ def test_app_builds_and_converts_under_old_gradio(version, asset_dir):
     assert models["choices"] == ["v2_f0_40k.pth", "v2_nof0_32k.pth"]
     assert "pm" in methods["choices"] and "rmvpe" not in methods["choices"]
     assert first_adapter["choices"] == ["(none)", "other_base.safetensors", "voice.safetensors"]
-    assert got["select_model"][-1]["value"] == "added_IVF2_Flat_nprobe_1_v2_f0_40k_v2.index"
+    assert got["select_model"][-1]["value"] == "auto"
 
     choice, player, downloads, plot, report, _ = got["convert"]
     audio = soundfile.info(player["name"])
@@ -43,8 +44,12 @@ def test_app_builds_and_converts_under_old_gradio(version, asset_dir):
     assert abs(audio.duration - soundfile.info(asset_dir / "speech.wav").duration) < 0.05
     assert [item["orig_name"] for item in downloads] == ["speech.wav"] and choice["value"] == "speech.wav"
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
-    assert report.startswith("v2_f0_40k.pth with voice.safetensors x0.5\nspeech.wav -> speech.wav: ")
+    assert report.startswith("v2_f0_40k.pth with voice.safetensors x0.5, no index\nspeech.wav -> speech.wav: ")
     assert "RVC-LoRA" in got["header"][0] and "Before the first conversion" not in got["header"][0]
     report, histogram, status = got["dataset_report"]
     assert "1 of 1 files usable" in report and histogram["type"] == "matplotlib"
     assert "Nothing prepared: " in status and "usable audio in total" in status  # one short sentence is too little
+
+    progress, *_ = got["train_start"]
+    assert "Not started: unprepared: is not prepared yet" in progress  # HTML, the message escaped
+    assert all(value == {"__type__": "update"} for value in got["train_status"][:-1])  # nothing has run (the last: state)

@@ -46,12 +46,24 @@ def uploaded_files(value) -> list:
     return files
 
 
-def on(trigger, fn, inputs, outputs, api_name: str):
+def on(trigger, fn, inputs, outputs, api_name: str, **options):
     """Attach ``fn`` to an event (``button.click``, ``dropdown.change``) under a public API name: every
     event of ours has one, so each UI action can be scripted, and each starts with ``lora_``."""
     if not api_name.startswith(API_PREFIX):
         raise ValueError(f"api_name {api_name!r} must start with {API_PREFIX!r}")
-    return trigger(fn, inputs=inputs, outputs=outputs, api_name=api_name)
+    return trigger(fn, inputs=inputs, outputs=outputs, api_name=api_name, **options)
+
+
+def poll(fn, inputs, outputs, seconds: float, api_name: str):
+    """Run ``fn`` every ``seconds`` while the page is open, from page load on: a ``gr.Timer`` where
+    gradio has one (4.40 on; its ticks skip the queue's limit and show no spinner), else a load event
+    with ``every`` on the Blocks being built (gradio 3, which needs the queue for it)."""
+    timer = getattr(gr, "Timer", None)
+    if timer is not None:
+        return on(timer(seconds).tick, fn, inputs, outputs, api_name, show_progress="hidden", concurrency_limit=None)
+    from gradio.context import Context
+
+    return on(Context.root_block.load, fn, inputs, outputs, api_name, every=seconds, show_progress=False)
 
 
 def user_edit(component):
@@ -61,29 +73,35 @@ def user_edit(component):
     return getattr(component, "input", None) or component.change
 
 
-def progress_handler(fn, arg_names):
+def named_handler(fn, arg_names, progress: bool = False):
     """An event handler taking the inputs named ``arg_names`` (the names API clients see) that calls
-    ``fn(*inputs, report=report)``; ``report(done, total, text)`` drives gr.Progress where gradio has
-    it and does nothing on 3.14.
-
-    gradio finds gr.Progress by a parameter's default and passes inputs positionally, so the handler's
-    signature is spelled out here, which also lets an input list be built from data (adapter slots).
-    """
+    ``fn(*inputs)``. gradio passes inputs positionally and reads names from the signature, so it is
+    spelled out here, which also lets an input list be built from data (adapter slots)."""
     parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in arg_names]
-    if _PROGRESS is None:
+    if not progress:
+        def handler(*inputs):
+            return fn(*inputs)
+    elif _PROGRESS is None:
         def handler(*inputs):
             return fn(*inputs, report=_ignore_progress)
     else:
+        # gradio finds gr.Progress by a parameter's default
         parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                             default=_PROGRESS()))
 
         def handler(*inputs):
-            *inputs, progress = inputs
-            return fn(*inputs, report=lambda done, total, text: progress(done / max(total, 1), desc=text))
+            *inputs, tracker = inputs
+            return fn(*inputs, report=lambda done, total, text: tracker(done / max(total, 1), desc=text))
     handler.__signature__ = inspect.Signature(parameters)
     handler.__name__ = handler.__qualname__ = fn.__name__
     handler.__doc__ = fn.__doc__
     return handler
+
+
+def progress_handler(fn, arg_names):
+    """``named_handler`` for an ``fn(*inputs, report=...)`` whose ``report(done, total, text)`` drives
+    gr.Progress where gradio has it and does nothing on 3.14."""
+    return named_handler(fn, arg_names, progress=True)
 
 
 def _ignore_progress(done, total, text):

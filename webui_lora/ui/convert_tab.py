@@ -18,10 +18,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..convert import ConversionSettings
-from ..errors import UserError, user_message
+from ..errors import UserError, describe_error
 from ..rvc.audio import OUTPUT_FORMATS
 from ..rvc.pitch import CONVENTIONS, available_methods
-from ..workspace import NONE
+from ..workspace import AUTO, NONE
 from . import compat
 
 ADAPTER_SLOTS = 4  # gradio 3 cannot add components once the page is built
@@ -51,7 +51,7 @@ class ConvertTab:
     def _build(self):
         models = list(self._models())
         model = models[0] if models else None
-        view = {**self._model_view(model, [NONE] * ADAPTER_SLOTS), **self._index_view(model),
+        view = {**self._model_view(model, [NONE] * ADAPTER_SLOTS), **self._index_view(),
                 **self._method_view(DEFAULTS.f0_method)}
         file_backed = compat.supported(gr.Dropdown, allow_custom_value=True)  # API clients may name newer files
         with gr.Row():
@@ -89,7 +89,7 @@ class ConvertTab:
                     self.protect = gr.Slider(
                         minimum=0, maximum=0.5, value=DEFAULTS.protect, step=0.01,
                         label="Protect consonants and breaths (lower protects more; 0.5 = off)")
-                self.index = gr.Dropdown(label="Feature index (picked for the model when there is one)",
+                self.index = gr.Dropdown(label="Feature index (auto: the first adapter's own, else the model's)",
                                          **view["index"], **file_backed)
                 self.index_rate = gr.Slider(minimum=0, maximum=1, value=DEFAULTS.index_rate, step=0.01,
                                             label="Index rate (how much of the index's timbre to use)")
@@ -143,8 +143,8 @@ class ConvertTab:
 
     # ----- handlers -------------------------------------------------------------------------------
     def select_model(self, model, *adapters):
-        """A new model: its facts, the adapters that fit it, the index RVC would pick for it."""
-        return self._updates({**self._model_view(model, adapters), **self._index_view(model)})
+        """A new model: its facts, the adapters that fit it, and the index back on auto."""
+        return self._updates({**self._model_view(model, adapters), **self._index_view()})
 
     def refresh(self, model, index, f0_method, *adapters):
         """Look at the asset folders again, keeping each choice that still exists."""
@@ -152,7 +152,7 @@ class ConvertTab:
         shown = model if model in models else (models[0] if models else None)
         return self._updates({"model": {"choices": models, "value": shown}, **self._method_view(f0_method),
                               **self._model_view(shown, adapters),
-                              **self._index_view(shown, keep=index if shown == model else None)})
+                              **self._index_view(keep=index if shown == model else None)})
 
     def convert(self, files, model, speaker_id, transpose, f0_method, f0_convention, filter_radius, index,
                 index_rate, protect, rms_mix_rate, resample_sr, audio_format, *adapter_slots,
@@ -167,18 +167,20 @@ class ConvertTab:
             model_path = workspace.resolve(model, "model")
             adapters = [workspace.parse_adapter(name, strength)
                         for name, strength in zip(adapter_slots[::2], adapter_slots[1::2]) if name not in (None, NONE)]
+            index_path = workspace.resolve_index(index, model_path, adapters)
             settings = workspace.conversion_settings(
-                speaker_id=speaker_id, transpose=transpose, f0_method=f0_method,
-                index_path=workspace.resolve_index(index, model_path, adapters), index_rate=index_rate,
+                speaker_id=speaker_id, transpose=transpose, f0_method=f0_method, index_path=index_path,
+                index_rate=index_rate,
                 filter_radius=filter_radius, protect=protect, rms_mix_rate=rms_mix_rate, resample_sr=resample_sr,
                 f0_convention=f0_convention)
             with workspace.lock:
                 warnings = workspace.converter.load(model_path, adapters)
                 results, lines = self._convert_uploads(uploads, settings, audio_format, report)
         except Exception as err:  # shown to the user, never a stack trace
-            return self._show_results({}, [f"Nothing converted: {_describe(err)}"])
+            return self._show_results({}, [f"Nothing converted: {describe_error(err, log)}"])
         used = ", ".join(f"{Path(path).name} x{strength:g}" for path, strength in adapters) or "no adapters"
-        return self._show_results(results, [f"{Path(model_path).name} with {used}", *lines,
+        index_used = f"index {Path(index_path).name}" if index_path else "no index"
+        return self._show_results(results, [f"{Path(model_path).name} with {used}, {index_used}", *lines,
                                             *(f"Warning: {text}" for text in warnings)])
 
     def show_output(self, name, results):
@@ -242,7 +244,7 @@ class ConvertTab:
                     compatible = converter.compatible_adapters(self.workspace.resolve(model, "model"))
                     loaded = converter.model
             except Exception as err:  # shown to the user, never a stack trace
-                view["model_info"] = {"value": f"**Cannot use this model:** {_describe(err)}"}
+                view["model_info"] = {"value": f"**Cannot use this model:** {describe_error(err, log)}"}
             else:
                 names = {path: name for name, path in self.workspace.choices("adapter").items()}
                 fitting = {names[path]: note for path, note in compatible if path in names}
@@ -258,14 +260,12 @@ class ConvertTab:
             view[f"adapter_{slot}"] = {"choices": [NONE, *fitting], "value": chosen if chosen in fitting else NONE}
         return view
 
-    def _index_view(self, model, keep=None) -> dict:
-        """The index list; ``keep`` if it still exists, else the one RVC picks for the model."""
+    def _index_view(self, keep=None) -> dict:
+        """The index list: ``keep`` if it still exists, else auto (the first adapter's own index, else
+        the one RVC picks for the model; the report names the one used)."""
         indices = self.workspace.choices("index")
-        value = keep if keep in indices else NONE
-        if value == NONE and model in self._models():
-            picked = self.workspace.index_for(self._models()[model])
-            value = next((name for name, path in indices.items() if path == picked), NONE)
-        return {"index": {"choices": [NONE, *indices], "value": value}}
+        return {"index": {"choices": [AUTO, NONE, *indices], "value": keep if keep in indices or keep == NONE
+                          else AUTO}}
 
     def _method_view(self, current) -> dict:
         """The pitch methods that can run here (RVC's default first choice); the others with the reason."""
@@ -302,10 +302,3 @@ def _prune_runs(output_dir: Path, keep: int) -> None:
     for old in runs[keep:]:
         shutil.rmtree(old, ignore_errors=True)
 
-
-def _describe(err: Exception) -> str:
-    message = user_message(err)
-    if message is not None:
-        return message
-    log.exception("unexpected error in the Convert tab")
-    return f"unexpected {type(err).__name__}: {err} (the server log has the details)"

@@ -1,6 +1,7 @@
 """The Train tab. Its first panel turns recordings into a training-ready experiment folder: drop audio
 files or a zip (or name a folder on this machine), read the QA report and clip-length histogram, then
 Prepare, with a progress bar. The work is ``train.prepare``, the same the ``prepare`` command runs.
+The second panel (``training_panel``) trains an adapter on it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from pathlib import Path
 import gradio as gr
 from matplotlib.figure import Figure
 
-from ..errors import UserError, user_message
+from ..errors import UserError, describe_error, user_message
 from ..rvc.pitch import available_methods
 from ..train.intake import DatasetError, stage_uploads
 from ..train.prepare import PrepareOptions, dataset_report
 from ..train.quality import check_trainable
 from ..workspace import NONE
 from . import compat
+from .training_panel import TrainingPanel
 
 DEFAULT_EXPERIMENT = "my_voice"
 
@@ -34,6 +36,9 @@ class TrainTab:
         self.workspace = workspace
         self._build()
         self._wire()
+        self.training = TrainingPanel(workspace, {"files": self.files, "folder": self.folder,
+                                                  "experiment": self.experiment, "base": self.base,
+                                                  "f0_method": self.f0_method})
 
     # ----- layout ---------------------------------------------------------------------------------
     def _build(self):
@@ -122,11 +127,7 @@ class TrainTab:
         return target, out, sources
 
     def _failed(self, err):
-        message = user_message(err)
-        if message is None:
-            log.exception("unexpected error in the Train tab")
-            message = f"unexpected {type(err).__name__}: {err} (the server log has the details)"
-        return {self.report: "", self.histogram: None, self.status: f"Nothing prepared: {message}"}
+        return {self.report: "", self.histogram: None, self.status: f"Nothing prepared: {describe_error(err, log)}"}
 
 
 def _progress(report):
