@@ -210,6 +210,8 @@ def _add_train(commands) -> None:
     parser.add_argument("--out", required=True, help="the adapter (.safetensors), or the model (.pth) with --mode full")
     parser.add_argument("--pretrained-g", help="RVC's pretrained G of the same version/rate/f0, for enc_q")
     parser.add_argument("--pretrained-d", help="RVC's pretrained D of the same version (default: a fresh one)")
+    parser.add_argument("--find-pretrained", action="store_true",
+                        help="take RVC's pretrained G/D for the base from the asset folders (pretrained_v2/f0G40k.pth)")
     parser.add_argument("--d-mode", choices=D_MODES, default="full",
                         help="train the discriminator fully (RVC), through LoRA, not at all, or leave it out")
     parser.add_argument("--d-width", type=int, default=1, help="a fresh discriminator's channel divisor (RVC: 1)")
@@ -281,7 +283,8 @@ def _run_train(args) -> int:
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
         result = _workspace(args).train(args.base, args.dataset, args.out, options, f0_method=args.f0_method,
-                                        preview_clip=args.preview_clip, report=report, should_stop=stop.is_set)
+                                        preview_clip=args.preview_clip, find_pretrained=args.find_pretrained,
+                                        report=report, should_stop=stop.is_set)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:

@@ -106,10 +106,11 @@ class Workspace:
 
     # ----- training -----------------------------------------------------------------------------
     def train(self, base, dataset, out, options=None, *, f0_method: str = "rmvpe", preview_clip=None,
-              experiment=None, report=None, should_stop=None, prepare_progress=None):
+              experiment=None, find_pretrained: bool = False, report=None, should_stop=None, prepare_progress=None):
         """Train on ``dataset`` (a prepared experiment folder, or recordings, which are prepared first into
         ``experiment``, by default the experiments folder under the output's name) and write ``out``.
-        Runs in the caller's thread; the Train tab runs it as a job (``start_training``)."""
+        ``find_pretrained``: take RVC's pretrained G/D for the base from the asset folders where the options
+        name none. Runs in the caller's thread; the Train tab runs it as a job (``start_training``)."""
         from .rvc.audio import load_audio
         from .train.preview import Previewer
         from .train.trainer import TrainOptions, Trainer, target_of_base
@@ -119,6 +120,11 @@ class Workspace:
         base_path = str(base) if str(base).startswith("new:") else str(self.resolve(base, "model"))
         out = Path(out).expanduser()
         sources = [Path(s).expanduser() for s in ([dataset] if isinstance(dataset, (str, Path)) else dataset)]
+        target = target_of_base(base_path)
+        if find_pretrained:
+            found = [self.assets.pretrained(target.version, target.sr, target.f0, kind) for kind in "GD"]
+            options.pretrained_g = options.pretrained_g or (str(found[0]) if found[0] else None)
+            options.pretrained_d = options.pretrained_d or (str(found[1]) if found[1] else None)
         _check_output(out, options.mode, [base_path, options.pretrained_g, options.pretrained_d, *sources])
         if len(sources) == 1 and (sources[0] / "prepare.json").is_file():
             experiment = sources[0]
@@ -126,8 +132,7 @@ class Workspace:
             from .train.prepare import PrepareOptions
 
             experiment = self.experiment_dir(experiment or out.stem)
-            self._prepare(sources, experiment, target_of_base(base_path), PrepareOptions(f0_method=f0_method),
-                          prepare_progress)
+            self._prepare(sources, experiment, target, PrepareOptions(f0_method=f0_method), prepare_progress)
         previews = None
         if options.mode == "lora" and not base_path.startswith("new:"):
             user_clip = load_audio(preview_clip, 16000) if preview_clip else None

@@ -7,19 +7,18 @@ The second panel (``training_panel``) trains an adapter on it.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import gradio as gr
 from matplotlib.figure import Figure
 
 from ..errors import UserError, describe_error, user_message
 from ..rvc.pitch import available_methods
-from ..train.intake import DatasetError, stage_uploads
+from ..train.intake import DatasetError
 from ..train.prepare import PrepareOptions, dataset_report
 from ..train.quality import check_trainable
 from ..workspace import NONE
 from . import compat
-from .training_panel import TrainingPanel
+from .training_panel import TrainingPanel, dataset_sources
 
 DEFAULT_EXPERIMENT = "my_voice"
 
@@ -119,9 +118,7 @@ class TrainTab:
         workspace = self.workspace
         target = workspace.dataset_target(base, sr, version, f0)
         out = workspace.experiment_dir(experiment)
-        sources = stage_uploads(compat.uploaded_files(files), out / "sources" / "uploads")
-        if folder and str(folder).strip():
-            sources.append(Path(str(folder).strip()).expanduser())
+        sources = dataset_sources(files, folder, out)
         if not sources:
             raise UserError("no dataset yet", "drop recordings or a zip into the box, or give a folder")
         return target, out, sources

@@ -103,13 +103,13 @@ class TrainingPanel:
     def start(self, *values, resume=False):
         """Start a run (one at a time) and show it; the timer's polls show the rest."""
         try:
-            base, dataset, out, options, experiment, f0_method = self._request(*values)
+            base, dataset, out, options, extra = self._request(*values)
             options.resume = resume
             checkpoint = out.with_name(out.name + ".training") / "checkpoint.pt"
             if not resume and checkpoint.is_file() and not out.is_file():
                 raise UserError(out.name, "has an unfinished run: press Resume to continue it, or pick another "
                                           "adapter name")
-            self.workspace.start_training(base, dataset, out, options, f0_method=f0_method, experiment=experiment)
+            self.workspace.start_training(base, dataset, out, options, **extra)
         except Exception as err:  # shown to the user, never a stack trace
             return self._refused(err)
         return self.status({})
@@ -158,11 +158,7 @@ class TrainingPanel:
             raise UserError("no base model chosen", "pick the RVC model to adapt in the dataset panel above")
         base_path = workspace.resolve(base, "model")
         experiment_dir = workspace.experiment_dir(experiment)
-        from ..train.intake import stage_uploads
-
-        sources = stage_uploads(compat.uploaded_files(files), experiment_dir / "sources" / "uploads")
-        if folder and str(folder).strip():
-            sources.append(Path(str(folder).strip()).expanduser())
+        sources = dataset_sources(files, folder, experiment_dir)
         if not sources:
             if not (experiment_dir / "prepare.json").is_file():
                 raise UserError(experiment_dir.name, "is not prepared yet: give recordings above (or Prepare them) "
@@ -173,14 +169,8 @@ class TrainingPanel:
                                d_mode=d_mode or "full", epochs=int(epochs), batch_size=int(batch_size),
                                lr=float(lr) if lr else None, save_every=max(int(save_every or 100), 1),
                                preview_every=max(int(preview_every or 0), 0))
-        if use_pretrained:
-            from ..rvc.checkpoints import load_model
-
-            model = load_model(base_path)
-            found = workspace.assets
-            options.pretrained_g = _text(found.pretrained(model.version, model.sr, model.f0, "G"))
-            options.pretrained_d = _text(found.pretrained(model.version, model.sr, model.f0, "D"))
-        return base_path, sources, workspace.adapter_path(name), options, experiment_dir, f0_method or "rmvpe"
+        return base_path, sources, workspace.adapter_path(name), options, dict(
+            experiment=experiment_dir, f0_method=f0_method or "rmvpe", find_pretrained=bool(use_pretrained))
 
     def _unchanged(self) -> dict:
         return {component: compat.update() for component in
@@ -190,8 +180,15 @@ class TrainingPanel:
         return {**self._unchanged(), self.progress: _bar_html(0, 1, f"Not started: {describe_error(err, log)}")}
 
 
-def _text(path):
-    return str(path) if path is not None else None
+def dataset_sources(files, folder, experiment_dir) -> list:
+    """What the dataset panel names: uploads (copied into the experiment, as gradio's temp files may go)
+    and the folder typed in."""
+    from ..train.intake import stage_uploads
+
+    sources = stage_uploads(compat.uploaded_files(files), experiment_dir / "sources" / "uploads")
+    if folder and str(folder).strip():
+        sources.append(Path(str(folder).strip()).expanduser())
+    return sources
 
 
 def _job_html(job, events) -> str:
