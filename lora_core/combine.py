@@ -164,16 +164,20 @@ def _shared_extra(adapters: Sequence[Adapter]) -> dict:
 
 
 def extract_adapter(model: nn.Module, tuned_state: dict, rank: Optional[int] = None,
-                    energy: Optional[float] = None, target_modules=None) -> Adapter:
+                    energy: Optional[float] = None, target_modules=None, min_change: float = 0.0,
+                    progress=None) -> Adapter:
     """An adapter approximating ``tuned_state - model`` on every supported layer by truncated SVD
     of the effective-weight deltas (weight norm resolved on both sides, in any style).
 
     ``model`` is the base (it supplies the layer types and base weights); ``tuned_state`` is a
-    state dict of the same architecture with the same module names. Layers whose weight did not
-    change are left out. Biases and norm parameters are not part of a LoRA and are not captured.
+    state dict of the same architecture with the same module names. Layers whose weight changed by
+    at most ``min_change`` of its norm (0: not at all) are left out, so rounding noise (a base stored
+    at fp16 on one side) is not mistaken for training. Biases and norm parameters are not part of a
+    LoRA and are not captured. ``progress(done, total, name)`` is called after each layer.
     """
     modules = {}
-    for name in find_targets(model, LoRAConfig(target_modules=target_modules)):
+    names = find_targets(model, LoRAConfig(target_modules=target_modules))
+    for done, name in enumerate(names, 1):
         module = model.get_submodule(name)
         base = module.base_layer if isinstance(module, LoRALayer) else module
         base_weight = effective_weight(base).detach().float()
@@ -184,11 +188,19 @@ def extract_adapter(model: nn.Module, tuned_state: dict, rank: Optional[int] = N
             raise AdapterMismatchError(f"{name}: tuned weight {list(tuned_weight.shape)} vs base "
                                        f"{list(base_weight.shape)}; not the same architecture")
         delta = tuned_weight.to(base_weight.device) - base_weight
-        if not delta.any():
-            continue
-        groups = getattr(base, "groups", 1)
-        grouped = delta.reshape(groups, delta.shape[0] // groups, -1).cpu()
-        modules[name] = ModuleAdapter.from_factors(lora_class_for(base).kind, tuple(delta.shape), groups,
-                                                   *svd_factors(grouped, rank, energy))
+        if delta.any() and delta.norm() > min_change * base_weight.norm():
+            groups = getattr(base, "groups", 1)
+            grouped = delta.reshape(groups, delta.shape[0] // groups, -1).cpu()
+            modules[name] = ModuleAdapter.from_factors(lora_class_for(base).kind, tuple(delta.shape), groups,
+                                                       *svd_factors(grouped, rank, energy))
+        if progress is not None:
+            progress(done, len(names), name)
     return Adapter(modules, {"extracted": True, "rank": rank, "energy": energy})
 
+
+def retained_energy(approximation: torch.Tensor, exact: torch.Tensor) -> float:
+    """The share of ``exact``'s squared norm an approximation keeps: 1 - |exact - approx|^2 / |exact|^2
+    (for a truncated SVD, the kept singular values' energy share)."""
+    exact, approximation = exact.double(), approximation.double()
+    total = float((exact ** 2).sum())
+    return 1.0 if total == 0 else 1.0 - float(((exact - approximation) ** 2).sum()) / total

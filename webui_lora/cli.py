@@ -4,6 +4,11 @@
     convert --model M --input IN... --output OUT [options]
     prepare --dataset DIR|ZIP|FILE... --out EXP (--base M.pth | --sr 40k --version v2 [--no-f0]) [options]
     train --base M.pth --dataset DIR|ZIP|EXP --out A.safetensors [options]
+    merge --base M.pth --adapter A[:S]... --out OUT.pth     bake adapters into a stock RVC model
+    merge-adapters --adapter A[:S]... --out A.safetensors --method cat|svd|ties|dare|dare-ties
+    extract --base M.pth... --tuned V.pth --out A.safetensors (--rank R | --energy E)
+    resize --adapter A --out B.safetensors (--rank R | --energy E)
+    blend --model A.pth --model B.pth --ratio 0.5 --out C.pth
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ def main(argv=None) -> int:
     _add_convert(commands)
     _add_prepare(commands)
     _add_train(commands)
+    _add_merge_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -53,12 +59,13 @@ def _workspace(args) -> Workspace:
 def _add_info(commands) -> None:
     parser = commands.add_parser("info", help="describe a model, checkpoint, adapter, index or HuBERT")
     parser.add_argument("path")
+    parser.add_argument("--base", help="for an adapter: the model to check it against")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.set_defaults(run=_run_info)
 
 
 def _run_info(args) -> int:
-    facts = inspect_files.describe(args.path)
+    facts = inspect_files.describe(args.path, args.base)
     if args.json:
         print(json.dumps(facts, indent=2, default=str))
     else:
@@ -313,3 +320,132 @@ def _rank_pattern(entries) -> dict:
             raise UserError(f"--rank-pattern {entry}", "expected REGEX=RANK with a positive whole rank, e.g. dec.ups=16")
         patterns[pattern] = int(rank)
     return patterns
+
+
+def _add_merge_commands(commands) -> None:
+    from .merge import COMBINE_METHODS, STYLES
+
+    def size_options(parser, required: bool):
+        size = parser.add_mutually_exclusive_group(required=required)
+        size.add_argument("--rank", type=int, help="rank per layer")
+        size.add_argument("--energy", type=float, help="per layer, the smallest rank keeping this share (0-1]")
+
+    def common(parser, run, model_out: bool):
+        if model_out:
+            parser.add_argument("--style", choices=STYLES, default=STYLES[0],
+                                help="weight-norm keys: legacy (RVC, default) or parametrized (Applio)")
+            parser.add_argument("--info", help="the model's info text (default: what it was made from)")
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+        _add_workspace_options(parser, device=False)
+        parser.set_defaults(run=run)
+
+    adapter_help = "an adapter and its strength (default 1; negative allowed); repeat for several"
+    parser = commands.add_parser("merge", help="bake a base plus adapters into a stock RVC .pth")
+    parser.add_argument("--base", required=True, help="the RVC model the adapters were made for")
+    parser.add_argument("--adapter", action="append", required=True, metavar="A.safetensors[:STRENGTH]",
+                        help=adapter_help)
+    parser.add_argument("--out", required=True, help="the new model (.pth; a bare name goes into assets/weights)")
+    parser.add_argument("--index-out", help="also merge the adapters' own indices into this .index")
+    common(parser, _run_merge, model_out=True)
+
+    parser = commands.add_parser("merge-adapters", help="combine adapters of one base into one adapter")
+    parser.add_argument("--adapter", action="append", required=True, metavar="A.safetensors[:STRENGTH]",
+                        help=adapter_help)
+    parser.add_argument("--out", required=True, help="the new adapter (.safetensors)")
+    parser.add_argument("--method", choices=list(COMBINE_METHODS), default="cat",
+                        help="cat: exact, ranks add up (default); svd/ties/dare/dare-ties re-factor to --rank/--energy")
+    size_options(parser, required=False)
+    parser.add_argument("--density", type=float, default=0.5, help="ties/dare: share of entries kept (default 0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="dare: the random drop's seed")
+    common(parser, _run_merge_adapters, model_out=False)
+
+    parser = commands.add_parser("extract", help="turn a fine-tuned RVC voice into an adapter against its base")
+    parser.add_argument("--base", nargs="+", required=True, metavar="M.pth",
+                        help="the base it was tuned from; several: the closest is chosen and reported")
+    parser.add_argument("--tuned", required=True, help="the fine-tuned voice (.pth)")
+    parser.add_argument("--out", required=True, help="the adapter (.safetensors)")
+    size_options(parser, required=True)
+    parser.add_argument("--min-change", type=float, default=1e-3,
+                        help="layers that changed by less than this share of their norm are left out")
+    common(parser, _run_extract, model_out=False)
+
+    parser = commands.add_parser("resize", help="re-factor an adapter to a lower rank or energy share")
+    parser.add_argument("--adapter", required=True)
+    parser.add_argument("--out", required=True, help="the smaller adapter (.safetensors)")
+    size_options(parser, required=True)
+    common(parser, _run_resize, model_out=False)
+
+    parser = commands.add_parser("blend", help="blend two RVC models of one architecture (RVC's fusion, done right)")
+    parser.add_argument("--model", action="append", required=True, metavar="M.pth", help="give exactly two")
+    parser.add_argument("--ratio", type=float, default=0.5, help="the first model's share (0-1, default 0.5)")
+    parser.add_argument("--out", required=True, help="the blended model (.pth)")
+    common(parser, _run_blend, model_out=True)
+
+
+def _print_result(args, result) -> int:
+    if args.json:
+        print(json.dumps({"output": str(result.output), "index": str(result.index) if result.index else None,
+                          "report": result.lines, "energy": result.energy}, indent=2))
+    else:
+        print(result.report())
+    return 0
+
+
+def _run_merge(args) -> int:
+    workspace = _workspace(args)
+    adapters = [workspace.parse_adapter(spec) for spec in args.adapter]
+    return _print_result(args, workspace.bake(args.base, adapters, args.out, index_out=args.index_out,
+                                              style=args.style, info=args.info))
+
+
+def _run_merge_adapters(args) -> int:
+    from .merge import combine
+
+    workspace = _workspace(args)
+    adapters = [workspace.parse_adapter(spec) for spec in args.adapter]
+    return _print_result(args, combine(adapters, workspace.output_path(args.out, "adapter"), method=args.method,
+                                       rank=args.rank, energy=args.energy, density=args.density, seed=args.seed))
+
+
+def _run_extract(args) -> int:
+    from tqdm import tqdm
+
+    from .merge import extract
+
+    workspace = _workspace(args)
+    bars = []
+
+    def progress(done, total, text):  # the bar starts with the first layer, after the inputs are checked
+        if not bars:
+            bars.append(tqdm(total=total, unit="layer", desc="extracting", disable=args.json))
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        result = extract([workspace.resolve(base, "model") for base in args.base],
+                         workspace.resolve(args.tuned, "model"), workspace.output_path(args.out, "adapter"),
+                         rank=args.rank, energy=args.energy, min_change=args.min_change, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    return _print_result(args, result)
+
+
+def _run_resize(args) -> int:
+    from .merge import resize
+
+    workspace = _workspace(args)
+    return _print_result(args, resize(workspace.resolve(args.adapter, "adapter"),
+                                      workspace.output_path(args.out, "adapter"), rank=args.rank, energy=args.energy))
+
+
+def _run_blend(args) -> int:
+    from .errors import UserError
+    from .merge import blend
+
+    if len(args.model) != 2:
+        raise UserError(f"--model given {len(args.model)} times", "give exactly two models to blend")
+    workspace = _workspace(args)
+    first, second = (workspace.resolve(model, "model") for model in args.model)
+    return _print_result(args, blend(first, second, args.ratio, workspace.output_path(args.out, "model"),
+                                     style=args.style, info=args.info))

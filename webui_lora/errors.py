@@ -42,3 +42,16 @@ def describe_error(err: BaseException, log) -> str:
         log.error("unexpected error", exc_info=err)
         message = f"unexpected {type(err).__name__}: {err} (the server log has the details)"
     return message
+
+
+def check_new_output(out, suffix: str, inputs, what: str) -> None:
+    """Refuse an output that is not a ``suffix`` file (``what`` says which kind is written) or that is
+    one of the ``inputs``: every command writes a new file and never overwrites what it reads."""
+    from pathlib import Path
+
+    out = Path(out)
+    if out.suffix != suffix:
+        raise UserError(out, f"this writes {what}: name it *{suffix}")
+    for given in inputs:
+        if given and Path(given).exists() and Path(given).resolve() == out.resolve():
+            raise UserError(out, "is one of the inputs; pick another output name, nothing was written")

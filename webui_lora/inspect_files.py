@@ -8,12 +8,14 @@ from pathlib import Path
 from lora_core import read_adapter
 
 
-def describe(path) -> dict:
+def describe(path, base=None) -> dict:
+    """The facts about a file; for an adapter with ``base`` (a model file), also whether it fits that model."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.suffix == ".safetensors":
-        return _adapter_facts(path)
+        facts = _adapter_facts(path)
+        return {**facts, **_fit_facts(path, base)} if base is not None else facts
     if path.suffix == ".index":
         return _index_facts(path)
     if path.is_dir() or path.suffix == ".pt":
@@ -33,6 +35,29 @@ def _adapter_facts(path: Path) -> dict:
             "alphas": sorted({m.alpha for m in adapter.modules.values()}),
             "target_modules": adapter.config.get("target_modules"), "base_fingerprint": adapter.base_fingerprint,
             **{key: value for key, value in adapter.extra.items()}}
+
+
+def _fit_facts(adapter_path: Path, base) -> dict:
+    """Whether the adapter loads onto ``base`` (shapes, recorded version/rate/f0) and was trained on it."""
+    from lora_core import check_adapter_fits
+
+    from .convert import check_adapter_matches_model
+    from .errors import user_message
+    from .rvc.checkpoints import inference_fingerprint, load_model
+
+    adapter = read_adapter(adapter_path)
+    model = load_model(base)
+    try:
+        check_adapter_matches_model(adapter, model)
+        check_adapter_fits(model.synthesizer, adapter)
+    except Exception as err:  # a misfit is the answer, not a failure
+        message = user_message(err)
+        if message is None:
+            raise
+        return {"fits_base": f"no: {message}"}
+    same = adapter.base_fingerprint in (None, inference_fingerprint(model.synthesizer))
+    return {"fits_base": f"yes ({Path(base).name})",
+            "trained_on_base": "yes" if same else "no: trained on another base; it loads, the sound may differ"}
 
 
 def _index_facts(path: Path) -> dict:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .assets import Assets
-from .errors import UserError
+from .errors import UserError, check_new_output
 from .jobs import JobRunner
 
 AUTO, NONE = "auto", "(none)"  # index choices: RVC's own pick for the model; no index at all
 KINDS = {"model": "models", "adapter": "adapters", "index": "indices"}
+OUTPUTS = {"model": ("weights", ".pth"), "adapter": ("adapters", ".safetensors"), "index": ("indices", ".index")}
 
 
 class Workspace:
@@ -84,13 +85,19 @@ class Workspace:
     def adapter_path(self, name_or_path) -> Path:
         """Where a new adapter goes: a path as given, or a bare name in our adapters folder (the Convert
         tab lists it there)."""
+        return self.output_path(name_or_path, "adapter")
+
+    def output_path(self, name_or_path, kind: str) -> Path:
+        """Where a new adapter, model or index goes: a path as given, or a bare name in our folder for
+        that kind (``adapters``, ``weights``, ``indices``), where every tab's picker finds it."""
+        folder, suffix = OUTPUTS[kind]
         text = str(name_or_path or "").strip()
         if not text:
-            raise UserError("no adapter name given", "name the adapter, e.g. my_voice")
+            raise UserError(f"no {kind} name given", f"name the {kind}, e.g. my_voice")
         path = Path(text).expanduser()
         if path.is_absolute() or len(path.parts) > 1:
             return path
-        return self.assets.assets_dir / "adapters" / (text if text.endswith(".safetensors") else text + ".safetensors")
+        return self.assets.assets_dir / folder / (text if text.endswith(suffix) else text + suffix)
 
     def prepare_dataset(self, sources, out_dir, target, options=None, progress=None):
         """Run ``train.prepare`` with this workspace's HuBERT, pitch assets and device, in the job slot."""
@@ -158,6 +165,36 @@ class Workspace:
                               should_stop=lambda: job.cancel_requested, prepare_progress=prepared, **kwargs)
 
         return self.jobs.start(f"training {Path(out).name}", work)
+
+    # ----- merging ------------------------------------------------------------------------------
+    def bake(self, base, adapters: Sequence, out, *, merge_index: bool = False, index_out=None, **options):
+        """``merge.bake`` on names or paths: the model goes to our weights folder under a bare name, and with
+        ``merge_index`` the adapters' own indices are merged into ``index_out`` (default: indices/<name>.index,
+        which RVC's auto-pick pairs with the model)."""
+        from .merge import bake
+
+        out = self.output_path(out, "model")
+        indices = [index for index in (paired_index(path, self.assets.indices()) for path, strength in adapters
+                                        if strength) if index is not None]
+        if merge_index or index_out:
+            index_out = self.output_path(index_out or out.stem, "index")
+        return bake(self.resolve(base, "model"), adapters, out, indices=indices, index_out=index_out, **options)
+
+    def probe(self, clip, model, adapters: Sequence = (), out=None) -> Path:
+        """``clip`` converted by ``model`` plus ``adapters`` with RVC's defaults and no index (rmvpe where it
+        can run, else the first pitch method that can), for a before/after listen; returns the wav."""
+        import tempfile
+
+        from .rvc.audio import save_audio
+        from .rvc.pitch import available_methods
+
+        methods = [s.name for s in available_methods(self.assets.pitch_assets_dir()) if s.available]
+        settings = self.conversion_settings(f0_method="rmvpe" if "rmvpe" in methods else methods[0], seed=0)
+        with self.lock:
+            self.converter.load(model, adapters)
+            result = self.converter.convert_file(clip, settings)
+        out = out or Path(tempfile.mkdtemp(prefix="probe-")) / "probe.wav"
+        return save_audio(out, result.audio, result.sr)
 
     # ----- names --------------------------------------------------------------------------------
     def choices(self, kind: str) -> dict:
@@ -292,11 +329,7 @@ def short_names(paths) -> dict:
 
 def _check_output(out: Path, mode: str, inputs) -> None:
     """The output must be a new kind of file for the mode and never one of the inputs."""
-    wanted = ".safetensors" if mode == "lora" else ".pth"
-    if out.suffix != wanted:
-        raise UserError(out, f"a {mode} run writes {'an adapter' if mode == 'lora' else 'an RVC model'}: name it "
-                             f"*{wanted}")
-    for given in inputs:
-        if given and not str(given).startswith("new:") and Path(given).exists() and \
-                Path(given).resolve() == out.resolve():
-            raise UserError(out, "is one of the inputs; pick another output name, nothing was written")
+    lora = mode == "lora"
+    check_new_output(out, ".safetensors" if lora else ".pth",
+                     [given for given in inputs if given and not str(given).startswith("new:")],
+                     f"{'an adapter' if lora else 'an RVC model'} in {mode} mode")

@@ -209,6 +209,19 @@ def to_legacy_weight_norm(state: Mapping) -> tuple[dict, str]:
     return renamed, style
 
 
+def to_parametrized_weight_norm(state: Mapping) -> dict:
+    """The inverse of :func:`to_legacy_weight_norm`: RVC's ``weight_g``/``weight_v`` as Applio names them."""
+    legacy_to_new = {legacy: new for new, legacy in _PARAMETRIZED_SUFFIXES.items()}
+    renamed = {}
+    for key, value in state.items():
+        for legacy, new in legacy_to_new.items():
+            if key.endswith(legacy):
+                key = key[: -len(legacy)] + new
+                break
+        renamed[key] = value
+    return renamed
+
+
 # --------------------------------------------------------------------------------- metadata from shapes
 
 
@@ -441,7 +454,8 @@ def load_model(path, device="cpu", *, sample_rate=None) -> RVCModel:
     kind, state, meta, extra = _split_checkpoint(path, read_checkpoint(path))
     state, style = to_legacy_weight_norm(state)
     if any(key.startswith("discriminators.") for key in state):
-        raise ArchitectureError(path, "is a discriminator checkpoint (D_*.pth); load it with load_discriminator()")
+        raise ArchitectureError(path, "is a discriminator checkpoint (D_*.pth), not a voice model; pick the "
+                                      "generator (G_*.pth) or the small model from assets/weights")
     if not _looks_like_rvc(state):
         raise ArchitectureError(path, f"holds no RVC synthesizer weights (found {_preview(state)})")
     vocoder = extra.get("vocoder")
@@ -500,13 +514,15 @@ def load_discriminator(path, device="cpu") -> RVCDiscriminator:
 # ------------------------------------------------------------------------------------------------ saving
 
 
-def save_small_model(path, weights, config, *, version: str, f0, info: str = "", sr=None) -> str:
+def save_small_model(path, weights, config, *, version: str, f0, info: str = "", sr=None,
+                     weight_norm_keys: str = LEGACY_KEYS) -> str:
     """Write a small inference model exactly as RVC does, atomically; returns the path.
 
     ``weights`` is a synthesizer or its state dict; ``enc_q`` keys are dropped and parametrized
     weight-norm keys renamed to RVC's, then the key set and shapes must match the model RVC builds
     from ``config`` exactly, or nothing is written. Tensors are stored fp16; ``sr`` (default:
-    ``config[17]``) is stored as "40k"-style text and ``f0`` as 0/1.
+    ``config[17]``) is stored as "40k"-style text and ``f0`` as 0/1. ``weight_norm_keys="parametrized"``
+    stores weight norm under Applio's ``parametrizations.weight.original0/1`` names instead of RVC's.
     """
     path = os.fspath(path)
     state = weights.state_dict() if isinstance(weights, nn.Module) else dict(weights)
@@ -536,6 +552,10 @@ def save_small_model(path, weights, config, *, version: str, f0, info: str = "",
     _require_exact_fit(path, state, shapes, ArchitectureError, what)
 
     checkpoint = OrderedDict()
+    if weight_norm_keys not in (LEGACY_KEYS, PARAMETRIZED_KEYS):
+        raise ValueError(f"weight_norm_keys must be {LEGACY_KEYS!r} or {PARAMETRIZED_KEYS!r}")
+    if weight_norm_keys == PARAMETRIZED_KEYS:
+        state = to_parametrized_weight_norm(state)
     checkpoint["weight"] = {key: value.detach().to("cpu", torch.float16).contiguous() for key, value in state.items()}
     checkpoint["config"] = config
     checkpoint["info"] = str(info)
