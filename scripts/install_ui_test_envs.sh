@@ -37,4 +37,6 @@ make_env() {
 }
 
 make_env 3.14 3.14.0 "gradio==3.14.0" "${era_pins[@]}"
-make_env 3.34 3.34.0 "gradio==3.34.0" "gradio_client==0.2.7" "${era_pins[@]}"
+# httpx<0.24 holds huggingface_hub below what .venv's transformers 5 needs, so this env takes a transformers
+# 4 of its own, as an RVC classic host of that era has (HuBERT runs through it).
+make_env 3.34 3.34.0 "gradio==3.34.0" "gradio_client==0.2.7" "transformers>=4.36,<5" "${era_pins[@]}"
