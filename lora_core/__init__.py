@@ -4,7 +4,8 @@ without weight norm. Knows nothing of RVC: any torch model works."""
 from .adapter import (Adapter, FingerprintMismatchWarning, ModuleAdapter, adapter_from_model, apply_adapter,
                       base_fingerprint, check_adapter_fits, load_adapter, read_adapter, save_adapter,
                       write_adapter)
-from .combine import combine_adapters, extract_adapter, resize_adapter, retained_energy, svd_factors
+from .combine import (combine_adapters, extract_adapter, resize_adapter, retained_energy, svd_factors,
+                      svd_factors_of_product)
 from .config import LoRAConfig
 from .errors import (AdapterFileError, AdapterMismatchError, AdapterStateError, LoRAError, NonFiniteMergeError,
                      TargetNotFoundError, UnsupportedModuleError)

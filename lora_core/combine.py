@@ -36,6 +36,20 @@ def svd_factors(delta: torch.Tensor, rank: Optional[int] = None, energy: Optiona
     return left, right
 
 
+def svd_factors_of_product(left: torch.Tensor, right: torch.Tensor, rank: Optional[int] = None,
+                           energy: Optional[float] = None) -> tuple:
+    """``svd_factors(left @ right)`` without forming the product: QR of both factors leaves an r x r core
+    whose SVD gives the product's (r = the inner size), so a re-factoring costs O((m + n) r^2), not O(m n^2)."""
+    left_q, left_r = torch.linalg.qr(left.double())
+    right_q, right_r = torch.linalg.qr(right.double().transpose(1, 2))
+    U, S, Vh = torch.linalg.svd(left_r @ right_r.transpose(1, 2), full_matrices=False)
+    k = _rank_to_keep(S, rank, energy)
+    root = S[:, :k].sqrt()
+    left = ((left_q @ U[:, :, :k]) * root[:, None, :]).float()
+    right = (root[:, :, None] * (Vh[:, :k, :] @ right_q.transpose(1, 2))).float()
+    return left, right
+
+
 def _rank_to_keep(S: torch.Tensor, rank: Optional[int], energy: Optional[float]) -> int:
     if energy is not None:
         if not 0.0 < energy <= 1.0:
@@ -52,7 +66,7 @@ def _rank_to_keep(S: torch.Tensor, rank: Optional[int], energy: Optional[float])
 
 def resize_adapter(adapter: Adapter, rank: Optional[int] = None, energy: Optional[float] = None) -> Adapter:
     """The best lower-rank approximation of an adapter, module by module (rank cap and/or energy)."""
-    modules = {name: mod.with_factors(*svd_factors(mod.grouped_delta(), rank, energy))
+    modules = {name: mod.with_factors(*svd_factors_of_product(*_scaled_factors(mod), rank, energy))
                for name, mod in adapter.modules.items()}
     return Adapter(modules, dict(adapter.config), adapter.base_fingerprint, dict(adapter.extra))
 
@@ -84,8 +98,10 @@ def combine_adapters(adapters: Sequence[Adapter], weights: Optional[Sequence[flo
     for name in _module_union(adapters):
         present = [(a.modules[name], w) for a, w in zip(adapters, weights) if name in a.modules]
         like = present[0][0]
-        if method == "cat":
-            modules[name] = _cat(like, present)
+        if method in ("cat", "linear", "svd"):
+            joined = _cat(like, present)
+            modules[name] = joined if method == "cat" else \
+                like.with_factors(*svd_factors_of_product(*joined.factors(), rank, energy))
             continue
         deltas = [w * mod.grouped_delta() for mod, w in present]
         merged = _merge_deltas(deltas, method, density, majority_sign, generator)
@@ -107,19 +123,19 @@ def _module_union(adapters: Sequence[Adapter]) -> list:
     return names
 
 
+def _scaled_factors(mod: ModuleAdapter, weight: float = 1.0) -> tuple:
+    """(left, right) with ``left @ right`` = ``weight`` x the module's scaled delta."""
+    left, right = mod.factors()
+    return left.float() * (weight * mod.scaling), right.float()
+
+
 def _cat(like: ModuleAdapter, present: list) -> ModuleAdapter:
-    lefts, rights = [], []
-    for mod, weight in present:
-        left, right = mod.factors()
-        lefts.append(left.float() * (weight * mod.scaling))
-        rights.append(right.float())
+    lefts, rights = zip(*(_scaled_factors(mod, weight) for mod, weight in present))
     return like.with_factors(torch.cat(lefts, dim=-1), torch.cat(rights, dim=1))
 
 
 def _merge_deltas(deltas: list, method: str, density: float, majority_sign: str, generator) -> torch.Tensor:
     stacked = torch.stack(deltas)
-    if method in ("linear", "svd"):
-        return stacked.sum(0)
     if method.startswith("dare"):
         keep = torch.rand(stacked.shape, generator=generator) < density
         stacked = stacked * keep / density

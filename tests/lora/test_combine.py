@@ -6,7 +6,7 @@ from torch import nn
 
 from lora_core import (Adapter, LoRAConfig, ModuleAdapter, adapter_from_model, apply_adapter, combine_adapters,
                        extract_adapter, inject_lora, merge_and_unload, resize_adapter, set_adapter_strength,
-                       svd_factors)
+                       svd_factors, svd_factors_of_product)
 from lora_models import assert_close, decoder_inputs, tiny_decoder
 
 
@@ -57,6 +57,17 @@ def test_svd_truncation_is_optimal():
     expected_error = singular[:, 3:].pow(2).sum(-1).sqrt()
     actual_error = torch.linalg.matrix_norm((delta - left @ right).double())
     assert torch.allclose(actual_error, expected_error, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rank, energy", [(3, None), (None, 0.9), (None, None), (20, None)])
+def test_factored_svd_equals_svd_of_the_product(rank, energy):
+    """Resize and SVD combine re-factor from the factors alone; the result is the dense SVD's."""
+    torch.manual_seed(1)
+    left, right = torch.randn(3, 40, 6), torch.randn(3, 6, 70)
+    dense = svd_factors(left @ right, rank, energy)
+    factored = svd_factors_of_product(left, right, rank, energy)
+    assert factored[0].shape == dense[0].shape and factored[1].shape == dense[1].shape
+    torch.testing.assert_close(factored[0] @ factored[1], dense[0] @ dense[1], rtol=1e-4, atol=1e-4)
 
 
 def test_energy_threshold_picks_smallest_rank():
