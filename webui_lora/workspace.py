@@ -176,9 +176,12 @@ class Workspace:
         out = self.output_path(out, "model")
         indices = [index for index in (paired_index(path, self.assets.indices()) for path, strength in adapters
                                         if strength) if index is not None]
-        if merge_index or index_out:
+        if index_out or (merge_index and indices):
             index_out = self.output_path(index_out or out.stem, "index")
-        return bake(self.resolve(base, "model"), adapters, out, indices=indices, index_out=index_out, **options)
+        result = bake(self.resolve(base, "model"), adapters, out, indices=indices, index_out=index_out, **options)
+        if merge_index and not indices:
+            result.lines.append("no index merged: none of the adapters has an index beside it")
+        return result
 
     def probe(self, clip, model, adapters: Sequence = (), out=None) -> Path:
         """``clip`` converted by ``model`` plus ``adapters`` with RVC's defaults and no index (rmvpe where it

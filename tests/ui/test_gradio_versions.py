@@ -15,7 +15,9 @@ from ci_rules import require
 ROOT = Path(__file__).resolve().parents[2]
 API_NAMES = ["lora_select_model", "lora_refresh", "lora_convert", "lora_show_output", "lora_dataset_report",
              "lora_dataset_prepare", "lora_train_start", "lora_train_resume", "lora_train_cancel",
-             "lora_train_status", "lora_refresh_help"]
+             "lora_train_status", "lora_merge_bake_base", "lora_merge_combine_base", "lora_merge_resize_base",
+             "lora_merge_bake", "lora_merge_combine", "lora_merge_extract", "lora_merge_resize", "lora_merge_blend",
+             "lora_merge_inspect", "lora_merge_refresh", "lora_refresh_help"]
 
 
 @pytest.mark.parametrize("version", ["3.14", "3.34"])

@@ -1,6 +1,6 @@
 """The standalone page: a header that says which assets are missing and where they go, then one tab
 per job. Each tab is built by a function that fills the caller's open Tab, the same function an RVC
-WebUI host calls, so a new tab (Train, Merge) is one more ``with gr.Tab(...)`` here."""
+WebUI host calls, so a new tab is one more ``with gr.Tab(...)`` here."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import gradio as gr
 
 from . import compat
 from .convert_tab import build_convert_tab
+from .merge_tab import build_merge_tab
 from .train_tab import build_train_tab
 
 TITLE = "RVC-LoRA"
@@ -24,6 +25,8 @@ def build_app(workspace) -> gr.Blocks:
                 convert = build_convert_tab(workspace)
             with gr.Tab("Train"):
                 build_train_tab(workspace)
+            with gr.Tab("Merge"):
+                build_merge_tab(workspace)
         compat.on(convert.refresh_button.click, partial(header_text, workspace.assets), [], [header],
                   "lora_refresh_help")
     # One worker: conversions are CPU/GPU bound and share one loaded model.
