@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     _add_prepare(commands)
     _add_train(commands)
     _add_merge_commands(commands)
+    _add_download(commands)
+    _add_host_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -449,3 +451,65 @@ def _run_blend(args) -> int:
     first, second = (workspace.resolve(model, "model") for model in args.model)
     return _print_result(args, blend(first, second, args.ratio, workspace.output_path(args.out, "model"),
                                      style=args.style, info=args.info))
+
+
+def _add_download(commands) -> None:
+    from .download import ASSETS, DEFAULT, SOURCE
+
+    parser = commands.add_parser("download-assets", help="fetch RVC's standard assets (HuBERT, RMVPE, pretrained)")
+    parser.add_argument("--only", help=f"comma-separated, from {', '.join(ASSETS)} (default: {','.join(DEFAULT)})")
+    parser.add_argument("--dest", help="the asset folder to fill (default: ./assets of this project)")
+    parser.add_argument("--source", default=SOURCE, help="the model repository's download address")
+    parser.add_argument("--timeout", type=float, default=30, help="seconds to wait for the server (default 30)")
+    parser.set_defaults(run=_run_download)
+
+
+def _run_download(args) -> int:
+    from tqdm import tqdm
+
+    from .assets import DEFAULT_ASSETS
+    from .download import download_assets, select
+
+    names = select(args.only)
+    bars = {}
+
+    def progress(done, total, name):
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(total=total, initial=done, unit="B", unit_scale=True, desc=name)
+        bar.update(done - bar.n)
+
+    try:
+        lines = download_assets(names, Path(args.dest) if args.dest else DEFAULT_ASSETS, source=args.source,
+                                timeout=args.timeout, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    print("\n".join(lines))
+    return 0
+
+
+def _add_host_commands(commands) -> None:
+    parser = commands.add_parser("install", help="add our tabs to an RVC WebUI (one hook line in webui.py / infer-web.py)")
+    parser.add_argument("rvc_dir", help="the RVC WebUI folder")
+    parser.add_argument("--python", help="the host's Python (default: its venv or runtime folder, else this one)")
+    parser.add_argument("--check-only", action="store_true",
+                        help="say which of our requirements the host lacks instead of installing them")
+    parser.set_defaults(run=_run_install)
+    parser = commands.add_parser("uninstall", help="take the hook out of an RVC WebUI again (the file as it was)")
+    parser.add_argument("rvc_dir", help="the RVC WebUI folder")
+    parser.set_defaults(run=_run_uninstall)
+
+
+def _run_install(args) -> int:
+    from .host import install
+
+    print("\n".join(install(args.rvc_dir, python=args.python, packages=not args.check_only).lines))
+    return 0
+
+
+def _run_uninstall(args) -> int:
+    from .host import uninstall
+
+    print("\n".join(uninstall(args.rvc_dir).lines))
+    return 0
