@@ -19,22 +19,19 @@ import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import signal
 
 from lora_core import (LoRAError, adapter_names, apply_adapter,
                        check_adapter_fits, delete_adapter, read_adapter, set_adapter_strength)
 
 from .assets import Assets
 from .errors import UserError, user_message
-from .rvc.audio import audio_files, load_audio, save_audio
+from .rvc.audio import audio_files, high_pass_coefficients, load_audio, save_audio
 from .rvc.checkpoints import inference_fingerprint, load_model
-from .rvc.hubert import load_hubert
 from .rvc.index import FeatureIndex
 from .rvc.pitch import CLASSIC, extract_f0, pitch_inputs
 
 HUBERT_SR = 16000
 WINDOW = 160  # samples per synthesizer frame at 16 kHz (10 ms)
-_HIGH_PASS = signal.butter(N=5, Wn=48, btype="high", fs=HUBERT_SR)
 
 
 @dataclass
@@ -179,6 +176,8 @@ class VoiceConverter:
         path = self.assets.require_hubert(self.hubert_path)
         key = _file_key(path)
         if key != self._hubert_key:
+            from .rvc.hubert import load_hubert  # transformers: imported on first use, not at page start
+
             self._hubert, self._hubert_key = load_hubert(path, device=self.device), key
         return self._hubert
 
@@ -198,7 +197,7 @@ class VoiceConverter:
         peak = np.abs(audio).max() / 0.95
         if peak > 1:
             audio = audio / peak
-        audio = signal.filtfilt(*_HIGH_PASS, audio)
+        audio = high_pass(audio)
 
         index = None
         if settings.index_rate != 0 and settings.index_path:
@@ -327,6 +326,13 @@ def check_adapter_matches_model(adapter, model) -> None:
         if key in adapter.extra and adapter.extra[key] != have:
             raise UserError(adapter.source, f"adapter was made for a {key}={adapter.extra[key]!r} model, but "
                                             f"{Path(model.path).name} has {key}={have!r}; pick an adapter for this model")
+
+
+def high_pass(audio: np.ndarray) -> np.ndarray:
+    """RVC's conversion high-pass: its 48 Hz Butterworth, zero-phase."""
+    from scipy import signal
+
+    return signal.filtfilt(*high_pass_coefficients(HUBERT_SR), audio)
 
 
 def quiet_cut_points(audio: np.ndarray, plan: ChunkPlan) -> list:

@@ -97,7 +97,7 @@ class Workspace:
         path = Path(text).expanduser()
         if path.is_absolute() or len(path.parts) > 1:
             return path
-        return self.assets.assets_dir / folder / (text if text.endswith(suffix) else text + suffix)
+        return self.assets.output_dir(folder) / (text if text.endswith(suffix) else text + suffix)
 
     def prepare_dataset(self, sources, out_dir, target, options=None, progress=None):
         """Run ``train.prepare`` with this workspace's HuBERT, pitch assets and device, in the job slot."""

@@ -15,6 +15,7 @@ import safetensors.torch
 import torch
 from transformers import HubertConfig
 
+from webui_lora.errors import UserError
 from webui_lora.rvc.checkpoints import CheckpointError, UnsafeCheckpointError
 from webui_lora.rvc.hubert import HubertWithFinalProj, load_hubert, save_hubert_folder
 from webui_lora.rvc.hubert_fairseq import parse_conv_layers
@@ -375,6 +376,18 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
     assert str(path) in message
     assert "encoder.layers.3.feed_forward.intermediate_dense.bias" in message
     assert "encoder.layers.3.adapter.weight" in message
+
+
+def test_folder_without_final_proj_serves_v2_and_says_why_not_v1(tmp_path, fixture_audio):
+    model = random_hubert(tiny_config())
+    save_hubert_folder(model, tmp_path)
+    weights = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    safetensors.torch.save_file({k: v for k, v in weights.items() if not k.startswith("final_proj.")},
+                                tmp_path / "model.safetensors")
+    plain = load_hubert(tmp_path)
+    torch.testing.assert_close(plain.features(fixture_audio, "v2"), model.features(fixture_audio, "v2"))
+    with pytest.raises(UserError, match="no final_proj: it serves v2 models only"):
+        plain.features(fixture_audio, "v1")
 
 
 def test_weights_that_disagree_with_config_shapes_are_refused(tmp_path):

@@ -1,9 +1,6 @@
 """Training on CPU with tiny models: RVC's objective learns, the adversarial path is live, a resumed run
 repeats an uninterrupted one, every synthesizer kind trains, and the adapter converts."""
 
-import json
-import shutil
-
 import numpy as np
 import pytest
 import torch

@@ -6,6 +6,7 @@ when it is installed, so anything ffmpeg decodes works. Every error names the fi
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -146,3 +147,12 @@ def _encode(path: Path, audio: np.ndarray, sr: int, audio_format: str) -> None:
     with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
         soundfile.write(wav.name, audio, sr)
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", wav.name, "-f", "mp3", str(path)], check=True)
+
+
+@functools.lru_cache(maxsize=8)
+def high_pass_coefficients(sr: int) -> tuple:
+    """RVC's 48 Hz, 5th-order Butterworth high-pass (b, a), which both its training preprocessing (causal)
+    and its conversion (zero-phase) apply. scipy.signal takes a second to import: only on first use."""
+    from scipy import signal
+
+    return signal.butter(N=5, Wn=48, btype="high", fs=sr)

@@ -92,7 +92,10 @@ def _load_transformers_folder(path):
     if raw_config.get("model_type") != "hubert":
         raise CheckpointError(config_file, f"model_type is {raw_config.get('model_type')!r}, not 'hubert'")
     model = _empty_model(HubertConfig.from_dict(raw_config), _folder_normalizes(path))
-    _load_weights(model, _read_folder_weights(path), path)
+    state = _read_folder_weights(path)
+    if not any(key.startswith("final_proj.") for key in state):
+        model.final_proj = None  # a plain HuBERT/ContentVec folder: v2 features only (v1 needs final_proj)
+    _load_weights(model, state, path)
     return model
 
 

@@ -71,6 +71,7 @@ def additive_attention_mask(frame_mask, dtype):
 
 class HubertWithFinalProj(HubertModel):
     """HubertModel plus ContentVec's `final_proj`; state-dict keys match RVC 2026's `assets/hubert_base`.
+    `final_proj` is None for a folder without it (plain HuBERT/ContentVec): those serve v2 models only.
 
     A frozen feature extractor: `train()` keeps it in eval mode because dropout would change RVC's features.
     `normalize_waveform` mirrors the checkpoint's fairseq `task.normalize` / HF `do_normalize`.
@@ -93,7 +94,7 @@ class HubertWithFinalProj(HubertModel):
         convention). Frames past a row's own length hold values that mean nothing.
         """
         layer = self._feature_layer(version)
-        param = self.final_proj.weight
+        param = self.feature_projection.projection.weight
         audio = torch.as_tensor(audio, dtype=torch.float32, device=param.device)
         lengths = self._sample_lengths(audio, padding_mask)
         if self.normalize_waveform:
@@ -106,6 +107,9 @@ class HubertWithFinalProj(HubertModel):
     def _feature_layer(self, version):
         if version not in RVC_FEATURE_LAYERS:
             raise ValueError(f"RVC feature version must be one of {sorted(RVC_FEATURE_LAYERS)}, not {version!r}")
+        if version == "v1" and self.final_proj is None:
+            raise UserError("this HuBERT folder has no final_proj", "it serves v2 models only; for a v1 model use "
+                            "RVC's hubert_base.pt or a folder with final_proj (download-assets --only hubert)")
         layer = RVC_FEATURE_LAYERS[version]
         if layer > self.config.num_hidden_layers:
             raise UserError(f"{version} features come from layer {layer}; this HuBERT has only "

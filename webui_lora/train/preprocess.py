@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import soxr
-from scipy import signal
 
+from ..rvc.audio import high_pass_coefficients
 from ..rvc.configs import BUCKET_BOUNDARIES
 from .slicer import Slicer, SlicerSettings
 
@@ -54,14 +53,11 @@ class Pieces:
     spoken_seconds: float = 0.0  # audio kept by the slicer, before windowing
 
 
-@lru_cache(maxsize=8)
-def _high_pass(sr: int) -> tuple:
-    return signal.butter(N=5, Wn=48, btype="high", fs=sr)
-
-
 def high_pass(audio: np.ndarray, sr: int) -> np.ndarray:
     """RVC's causal 5th-order Butterworth at 48 Hz (lfilter: zero phase pre-rings, its authors found)."""
-    return signal.lfilter(*_high_pass(sr), audio)
+    from scipy import signal
+
+    return signal.lfilter(*high_pass_coefficients(sr), audio)
 
 
 def windows(audio: np.ndarray, sr: int, piece_seconds: float) -> list:

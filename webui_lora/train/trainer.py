@@ -14,7 +14,6 @@ and only rank 0 writing files.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field

@@ -57,7 +57,7 @@ class ConvertTab:
         with gr.Row():
             with gr.Column():
                 self.files = gr.File(label="Audio to convert: drop one or many files", file_count="multiple",
-                                     file_types=["audio"])
+                                     file_types=["audio"], elem_id="lora_convert_files")
                 with gr.Row():
                     self.model = gr.Dropdown(label="RVC model", choices=models, value=model, **file_backed,
                                              **compat.supported(gr.Dropdown, scale=3))
@@ -79,7 +79,7 @@ class ConvertTab:
                 with gr.Column(**view["pitch_controls"]) as self.pitch_controls:
                     self.transpose = gr.Slider(minimum=-24, maximum=24, value=DEFAULTS.transpose, step=1,
                                                label="Transpose (semitones; 12 = an octave up, -12 = down)")
-                    self.f0_method = gr.Dropdown(label="Pitch (f0) method", **view["f0_method"])
+                    self.f0_method = gr.Dropdown(label="Pitch (f0) method", **view["f0_method"], elem_id="lora_convert_f0")
                     self.method_note = gr.Markdown(**view["method_note"])
                     self.f0_convention = gr.Radio(
                         choices=list(CONVENTIONS), value=DEFAULTS.f0_convention,
@@ -109,7 +109,7 @@ class ConvertTab:
                                          elem_id="lora_convert_downloads")
             with gr.Column():
                 self.pitch_plot = gr.Plot(label="Pitch", elem_id="lora_convert_pitch")
-                self.report = gr.Textbox(label="Report", lines=8, interactive=False)
+                self.report = gr.Textbox(label="Report", lines=8, interactive=False, elem_id="lora_convert_report")
         self.results = gr.State({})
         self._by_key = {
             "model": self.model, "model_info": self.model_info, "speaker": self.speaker,

@@ -8,7 +8,6 @@ the ``merge``, ``merge-adapters``, ``extract``, ``resize`` and ``blend`` command
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import gradio as gr
 

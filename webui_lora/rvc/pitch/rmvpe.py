@@ -31,7 +31,9 @@ _TIME_MULTIPLE = 32
 
 
 def weights_path(assets_dir):
-    return Path(assets_dir) / "rmvpe" / "rmvpe.pt"
+    """``rmvpe/rmvpe.pt`` under an asset folder (RVC's layout), or ``rmvpe.pt`` in a host's rmvpe folder itself."""
+    folder = Path(assets_dir)
+    return folder / "rmvpe.pt" if (folder / "rmvpe.pt").is_file() else folder / "rmvpe" / "rmvpe.pt"
 
 
 def unavailable_reason(assets_dir):
@@ -39,8 +41,8 @@ def unavailable_reason(assets_dir):
     if path.is_file():
         return None
     return (
-        f"no RMVPE weights at {path}: copy assets/rmvpe/rmvpe.pt from an RVC install there, "
-        "or point --rvc-root / RVC_ROOT at the RVC install"
+        f"no RMVPE weights at {path}: run python -m webui_lora download-assets --only rmvpe, "
+        "or point --rvc-root / RVC_ROOT at an RVC install that has them"
     )
 
 

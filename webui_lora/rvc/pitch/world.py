@@ -6,7 +6,6 @@ pyworld puts frame k at k * 10 ms, so a clip of n samples gives n // 160 + 1 fra
 import warnings
 
 import numpy as np
-from scipy.signal import medfilt
 
 from .constants import F0_MAX, F0_MIN, HOP_LENGTH, SAMPLE_RATE
 
@@ -27,7 +26,11 @@ def harvest(audio, filter_radius=0):
     """Harvest + StoneMask. RVC's conversion passes its `filter_radius` (default 3): above 2 it
     median-filters the track with a kernel of 3 (always 3, whatever the radius); training uses 0."""
     f0 = _refined("harvest", audio)
-    return medfilt(f0, 3) if filter_radius > 2 else f0
+    if filter_radius <= 2:
+        return f0
+    from scipy.signal import medfilt  # scipy.signal costs about a second to import: only when used
+
+    return medfilt(f0, 3)
 
 
 def dio(audio):
