@@ -15,6 +15,7 @@ os.environ.setdefault("outside_index_root", "assets/indices")
 os.environ.setdefault("rmvpe_root", "assets/rmvpe")
 
 import gradio as gr
+import torch  # noqa: F401  RVC loads torch (its config probes the device) before it builds the page
 
 
 class Config:
