@@ -48,6 +48,8 @@ def test_app_builds_and_converts_under_old_gradio(version, asset_dir):
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
     assert report.startswith("v2_f0_40k.pth with voice.safetensors x0.5, no index\nspeech.wav -> speech.wav: ")
     assert "RVC-LoRA" in got["header"][0] and "Before the first conversion" not in got["header"][0]
+    assert f"HuBERT: found, {asset_dir / 'hubert_base'}" in got["header"][1]  # the Assets panel
+    assert "RMVPE (pitch): missing; python -m webui_lora download-assets --only rmvpe" in got["header"][1]
     report, histogram, status = got["dataset_report"]
     assert "1 of 1 files usable" in report and histogram["type"] == "matplotlib"
     assert "Nothing prepared: " in status and "usable audio in total" in status  # one short sentence is too little
