@@ -504,12 +504,12 @@ def _add_host_commands(commands) -> None:
 def _run_install(args) -> int:
     from .host import install
 
-    print("\n".join(install(args.rvc_dir, python=args.python, packages=not args.check_only).lines))
+    print("\n".join(install(args.rvc_dir, python=args.python, packages=not args.check_only)))
     return 0
 
 
 def _run_uninstall(args) -> int:
     from .host import uninstall
 
-    print("\n".join(uninstall(args.rvc_dir).lines))
+    print("\n".join(uninstall(args.rvc_dir)))
     return 0

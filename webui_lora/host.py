@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -37,12 +36,6 @@ HOST_PYTHONS = (".venv/bin/python", "venv/bin/python", "runtime/python.exe", ".v
 def hook_line(indent: str, repo: Path = REPO) -> str:
     return (f"{indent}import sys; sys.path.insert(0, {str(repo)!r}); "
             f"from webui_lora.ui.mount import mount_tabs; mount_tabs()  {MARKER}")
-
-
-@dataclass
-class InstallReport:
-    entry: Path
-    lines: list = field(default_factory=list)
 
 
 def find_entry(rvc_dir) -> Path:
@@ -97,48 +90,41 @@ def _is_tabs(node) -> bool:
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "gr")
 
 
-def install(rvc_dir, python: Optional[str] = None, packages: bool = True) -> InstallReport:
+def install(rvc_dir, python: Optional[str] = None, packages: bool = True) -> list:
     """Hook our tabs into the RVC WebUI at ``rvc_dir`` once its gradio and torch are known to fit; then
-    install (or, without ``packages``, list) what its environment lacks."""
+    install (or, without ``packages``, list) what its environment lacks. Returns what was done, a line each."""
     entry = find_entry(rvc_dir)
     python = host_python(entry.parent, python)
     installed = host_versions(python)
-    report = InstallReport(entry, [check_host(python, installed)])
+    lines = [check_host(python, installed)]
     original = _read(entry)
     hooked = insert_hook(original, entry)
     if hooked == original:
-        report.lines.append(f"{entry}: the RVC-LoRA hook is already there")
+        lines.append(f"{entry}: the RVC-LoRA hook is already there")
     else:
         backup = entry.with_name(entry.name + BACKUP_SUFFIX)
         if not backup.exists():
             _write(backup, original)
         _write(entry, hooked)
-        report.lines.append(f"{entry}: hook added as the last line of its `with gr.Tabs():` block "
-                            f"(backup: {backup.name})")
-    report.lines += add_requirements(python, installed, install_missing=packages)
-    return report
+        lines.append(f"{entry}: hook added as the last line of its `with gr.Tabs():` block (backup: {backup.name})")
+    return lines + add_requirements(python, installed, install_missing=packages)
 
 
-def uninstall(rvc_dir) -> InstallReport:
-    """Take the hook out again; the file is then the original, byte for byte."""
+def uninstall(rvc_dir) -> list:
+    """Take the hook out again; the file is then the original, byte for byte. Returns what was done."""
     entry = find_entry(rvc_dir)
-    report = InstallReport(entry)
     text = _read(entry)
-    backup = entry.with_name(entry.name + BACKUP_SUFFIX)
     if MARKER not in text:
-        report.lines.append(f"{entry}: no RVC-LoRA hook in it; nothing to do")
-        return report
+        return [f"{entry}: no RVC-LoRA hook in it; nothing to do"]
     restored = remove_hook(text)
     _write(entry, restored)
-    if backup.exists():
-        if _read(backup) == restored:
-            backup.unlink()
-            report.lines.append(f"{entry}: hook removed; the file is the original again")
-        else:
-            report.lines.append(f"{entry}: hook removed; the file was edited since install, so {backup.name} is kept")
-    else:
-        report.lines.append(f"{entry}: hook removed")
-    return report
+    backup = entry.with_name(entry.name + BACKUP_SUFFIX)
+    if not backup.exists():
+        return [f"{entry}: hook removed"]
+    if _read(backup) != restored:
+        return [f"{entry}: hook removed; the file was edited since install, so {backup.name} is kept"]
+    backup.unlink()
+    return [f"{entry}: hook removed; the file is the original again"]
 
 
 def host_python(rvc_dir: Path, python: Optional[str] = None) -> str:

@@ -38,6 +38,7 @@ class MergeResult:
     lines: list = field(default_factory=list)
     index: Optional[Path] = None
     energy: dict = field(default_factory=dict)  # module -> retained energy share, where there is a loss
+    base: Optional[Path] = None  # extract: the base the adapter is for (the closest of those given)
 
     def report(self) -> str:
         return "\n".join([f"wrote {self.output} ({self.output.stat().st_size / 1e6:.2f} MB)", *self.lines]
@@ -168,7 +169,7 @@ def extract(bases: Sequence, tuned, out, *, rank: Optional[int] = None, energy: 
     adapter.base_fingerprint = inference_fingerprint(net)
     adapter.extra.update(version=base.version, sr=base.sr, f0=base.f0, base=Path(base.path).name,
                          extracted_from=Path(tuned).name)
-    result = MergeResult(out, lines)
+    result = MergeResult(out, lines, base=Path(base.path))
     for name, module in adapter.modules.items():
         exact = (_effective(voice.synthesizer, name) - _effective(net, name)).reshape(module.grouped_delta().shape)
         result.energy[name] = retained_energy(module.grouped_delta(), exact)

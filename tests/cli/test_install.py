@@ -9,7 +9,6 @@ import pytest
 
 from rvc_hosts import write_host
 from webui_lora.cli import main
-from webui_lora.errors import UserError
 from webui_lora.host import MARKER, insert_hook, pip_command, plan_requirements
 
 HOST_VERSIONS = {"gradio": "3.14.0", "torch": "2.13.0+cpu", "numpy": "1.26.4"}

@@ -99,7 +99,7 @@ def test_extraction_picks_the_closest_base_and_refuses_other_architectures(tmp_p
     foreign = tiny_model_file(tmp_path, "v1_f0_48k")
     tuned = bake(base, [(make_adapter(base, tmp_path / "a.safetensors", 1), 1.0)], tmp_path / "tuned.pth").output
     result = extract([other, foreign, base], tuned, tmp_path / "x.safetensors", energy=0.99)
-    assert "base: v2_f0_40k.pth" in result.lines
+    assert "base: v2_f0_40k.pth" in result.lines and result.base == base
     assert any(line.startswith("v1_f0_48k.pth: skipped") for line in result.lines)
     with pytest.raises(UserError, match="fits none of the bases given.*v1 f0"):
         extract([foreign], tuned, tmp_path / "y.safetensors", rank=2)

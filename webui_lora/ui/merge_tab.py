@@ -218,9 +218,7 @@ class MergeTab:
             tuned_path = self.workspace.resolve(tuned, "model")
             result = extract(candidates, tuned_path, self.workspace.output_path(name, "adapter"), rank=rank_,
                              energy=energy_, progress=report)
-            chosen = next(line for line in result.lines if line.startswith("base: "))[len("base: "):]
-            base_path = next(path for path in candidates if path.name == chosen)
-            return result, (tuned_path, []), (base_path, [(result.output, 1.0)])
+            return result, (tuned_path, []), (result.base, [(result.output, 1.0)])
         return self._run(work, probe)
 
     def resize(self, probe, base, adapter, rank, energy, name, report=None):

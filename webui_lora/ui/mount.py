@@ -85,8 +85,7 @@ def host_workspace(root=None, **folders) -> Workspace:
     HuBERT, RMVPE and pretrained files in its ``assets``, its ``logs``; ours (./assets) searched last."""
     root = host_root(root)
     found = {kind: root / os.environ[variable] for kind, variable in HOST_FOLDERS.items() if os.environ.get(variable)}
-    found.update({kind: Path(path) for kind, path in folders.items() if path})
-    return Workspace(Assets.discover(root / "assets", root, **found))
+    return Workspace(Assets.discover(root / "assets", root, **{**found, **folders}))
 
 
 def on_ui_tabs(root=None, **folders) -> list:
