@@ -9,7 +9,7 @@ from .combine import (combine_adapters, extract_adapter, resize_adapter, retaine
 from .config import LoRAConfig
 from .errors import (AdapterFileError, AdapterMismatchError, AdapterStateError, LoRAError, NonFiniteMergeError,
                      TargetNotFoundError, UnsupportedModuleError)
-from .layers import LoRAConv1d, LoRAConvTranspose1d, LoRAEmbedding, LoRALayer, LoRALinear
+from .layers import LoRAConv1d, LoRAConvTranspose1d, LoRAEmbedding, LoRALayer, LoRALinear, current_weight
 from .model import (adapter_names, delete_adapter, find_targets, inject_lora, lora_layers,
                     mark_only_lora_trainable, merge_and_unload, merge_lora, set_adapter_enabled,
                     set_adapter_strength, unload_lora, unmerge_lora)

@@ -161,9 +161,18 @@ class LoRALayer(nn.Module):
                                                self.lora_B[name], *args)
                 result = result + (branch * (self.scaling[name] * self.strength[name])).to(result.dtype)
             return result
+        return self._forward_with_weight(x, self.current_weight(active), *args)
+
+    def current_weight(self, active: Optional[list] = None) -> torch.Tensor:
+        """The weight the folded forward computes with: the base's (merged adapters included) plus the
+        deltas of the ``active`` adapters (default: those that change the output now)."""
         weight = effective_weight(self.base_layer)
+        if active is None:
+            active = [] if self.merged_adapters else self.active_adapters()
+        if not active:
+            return weight
         delta = sum(self.delta_weight(name) for name in active)
-        return self._forward_with_weight(x, weight + delta.to(weight.dtype), *args)
+        return weight + delta.to(weight.dtype)
 
     def _branch_input(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return self.lora_dropout[name](x.to(self.lora_A[name].dtype))
@@ -364,6 +373,12 @@ LAYER_TYPES = {
     nn.ConvTranspose1d: LoRAConvTranspose1d,
 }
 LAYERS_BY_KIND = {cls.kind: cls for cls in LAYER_TYPES.values()}
+
+
+def current_weight(module: nn.Module) -> torch.Tensor:
+    """The weight a layer's forward uses now, whether it is a plain layer (weight norm included) or a
+    LoRA wrapper (its active adapters folded in): for code that runs the layer's op itself."""
+    return module.current_weight() if isinstance(module, LoRALayer) else effective_weight(module)
 
 
 def lora_class_for(module: nn.Module) -> Optional[type]:

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lora_core import current_weight
+
 from .commons import LRELU_SLOPE, legacy_weight_norm, resample_frames, same_padding
 from .nsf import SourceModuleHnNSF
 
@@ -18,8 +20,9 @@ def _conv(channels: int, kernel_size: int, dilation: int) -> nn.Conv1d:
     )
 
 
-def _convs(block: nn.Module) -> list:
-    return [m for m in block.modules() if isinstance(m, nn.Conv1d)]
+def call_module(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """How a block applies one of its convolutions by default: the module's own forward."""
+    return module(x)
 
 
 class ResBlock1(nn.Module):
@@ -30,11 +33,15 @@ class ResBlock1(nn.Module):
         self.convs1 = nn.ModuleList(_conv(channels, kernel_size, d) for d in dilation)
         self.convs2 = nn.ModuleList(_conv(channels, kernel_size, 1) for _ in dilation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, conv=call_module) -> torch.Tensor:
         for conv1, conv2 in zip(self.convs1, self.convs2):
-            y = conv1(F.leaky_relu(x, LRELU_SLOPE))
-            x = x + conv2(F.leaky_relu(y, LRELU_SLOPE))
+            y = conv(conv1, F.leaky_relu(x, LRELU_SLOPE))
+            x = x + conv(conv2, F.leaky_relu(y, LRELU_SLOPE))
         return x
+
+    def reach(self) -> int:
+        """Samples on each side of an output sample that it depends on."""
+        return sum(c.dilation[0] * (c.kernel_size[0] - 1) // 2 for c in [*self.convs1, *self.convs2])
 
 
 class ResBlock2(nn.Module):
@@ -44,22 +51,50 @@ class ResBlock2(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList(_conv(channels, kernel_size, d) for d in dilation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for conv in self.convs:
-            x = x + conv(F.leaky_relu(x, LRELU_SLOPE))
+    def forward(self, x: torch.Tensor, conv=call_module) -> torch.Tensor:
+        for layer in self.convs:
+            x = x + conv(layer, F.leaky_relu(x, LRELU_SLOPE))
         return x
+
+    def reach(self) -> int:
+        return sum(c.dilation[0] * (c.kernel_size[0] - 1) // 2 for c in self.convs)
+
+
+class PackedConvs:
+    """Runs a decoder's convolutions as 2-D convolutions on channels-last [B, C, 1, T] tensors, oneDNN's
+    fastest layout for these shapes (about 1.5x the [B, C, T] speed for the 3-tap layers), with each
+    layer's weight (weight norm and active LoRA adapters folded in) computed once per decode, not per call."""
+
+    def __init__(self):
+        self._weights = {}
+
+    @staticmethod
+    def to_2d(x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+    def __call__(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        weight = self._weights.get(module)
+        if weight is None:
+            weight = self._weights[module] = self.to_2d(current_weight(module))
+        stride, padding, dilation = (1, module.stride[0]), (0, module.padding[0]), (1, module.dilation[0])
+        if module.transposed:
+            return F.conv_transpose2d(x, weight, module.bias, stride, padding, (0, module.output_padding[0]),
+                                      module.groups, dilation)
+        return F.conv2d(x, weight, module.bias, stride, padding, dilation, module.groups)
 
 
 class Generator(nn.Module):
     """Latent frames -> waveform: transposed-conv upsampling stages, each followed by a multi-receptive-field
     fusion (the mean of one residual block per kernel size).
 
-    In eval mode a long input is decoded in tiles of ``tile_frames`` frames, each with enough context on
-    both sides to cover the receptive field, so the result is the same function (to float rounding) while
-    the 40 kHz intermediates stay a few MB instead of hundreds: far less memory, far fewer page faults.
+    In eval mode each stage works on tiles of at most ``tile_elements`` output values (channels x samples),
+    each with enough context on both sides for every later layer's receptive field, so the result is the same
+    function (to float rounding) while the working set stays cache-sized: a 40 kHz stage of a long input
+    would otherwise be hundreds of MB. Tiles are cut per stage, so context is recomputed only at the
+    rate of the stage that needs it.
     """
 
-    tile_frames: int | None = 256
+    tile_elements: int | None = 1 << 20
 
     def __init__(
         self,
@@ -98,46 +133,66 @@ class Generator(nn.Module):
         return self._synthesize(resample_frames(x, n_res), g, source=None)
 
     def _synthesize(self, x, g, source):
-        frames = x.shape[-1]
-        if self.training or not self.tile_frames or frames <= self.tile_frames + 2 * self.context_frames:
-            return self._synthesize_span(x, g, source)
-        context, pieces = self.context_frames, []
-        for start in range(0, frames, self.tile_frames):
-            stop = min(start + self.tile_frames, frames)
-            lo, hi = max(start - context, 0), min(stop + context, frames)
-            span_source = None if source is None else source[..., lo * self.upp:hi * self.upp]
-            audio = self._synthesize_span(x[..., lo:hi], g, span_source)
-            pieces.append(audio[..., (start - lo) * self.upp:(stop - lo) * self.upp])
+        if self.training or not self.tile_elements:
+            return self._decode(x, g, source, call_module, tiled=False)
+        conv = PackedConvs()
+        source = None if source is None else conv.to_2d(source)
+        audio = self._decode(conv.to_2d(x), None if g is None else g.unsqueeze(2), source, conv, tiled=True)
+        return audio.squeeze(2)
+
+    def _decode(self, x, g, source, conv, tiled: bool):
+        x = conv(self.conv_pre, x)
+        if g is not None:
+            x = x + conv(self.cond, g)
+        return self._stages(x, source, 0, conv, tiled)
+
+    def _stages(self, x, source, first, conv, tiled):
+        """Stages ``first``.. and the output layer on x, stage ``first``'s input over some span, with the
+        excitation over the same span at the output rate; tiles the span when the stage's output is large."""
+        if first == len(self.ups):
+            # HiFi-GAN's last activation uses torch's default slope (0.01), not LRELU_SLOPE.
+            return torch.tanh(conv(self.conv_post, F.leaky_relu(x)))
+        length, up = x.shape[-1], self.samples_per_input(first)
+        step, context = self._tile_plan(first) if tiled else (length, 0)
+        if length <= step + 2 * context:
+            return self._stages(self._stage(first, x, source, conv), source, first + 1, conv, tiled)
+        pieces = []
+        for start in range(0, length, step):
+            stop = min(start + step, length)
+            lo, hi = max(start - context, 0), min(stop + context, length)
+            span_source = None if source is None else source[..., lo * up:hi * up]
+            audio = self._stages(x[..., lo:hi], span_source, first, conv, tiled)
+            pieces.append(audio[..., (start - lo) * up:(stop - lo) * up])
         return torch.cat(pieces, dim=-1)
 
-    @property
-    def context_frames(self) -> int:
-        """Input frames on each side that can reach an output sample: conv_pre, and per stage the
-        transposed conv plus the widest residual block, converted to frames at that stage's rate."""
-        reach, rate = self.conv_pre.kernel_size[0] // 2, 1
-        for i, up in enumerate(self.ups):
-            kernel, stride = up.kernel_size[0], up.stride[0]
-            reach += math.ceil(kernel / stride)
-            rate *= stride
-            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
-            widest = max(sum(conv.dilation[0] * (conv.kernel_size[0] - 1) // 2 for conv in _convs(block))
-                         for block in blocks)
-            reach += math.ceil(widest / rate)
-        return reach + math.ceil(self.conv_post.kernel_size[0] / rate) + 1
+    def _stage(self, i, x, source, conv):
+        x = conv(self.ups[i], F.leaky_relu(x, LRELU_SLOPE))
+        if source is not None:
+            x = x + conv(self.noise_convs[i], source)
+        blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+        return sum(block(x, conv) for block in blocks) / self.num_kernels
 
-    def _synthesize_span(self, x, g, source):
-        x = self.conv_pre(x)
-        if g is not None:
-            x = x + self.cond(g)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
-            if source is not None:
-                x = x + self.noise_convs[i](source)
-            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            x = sum(block(x) for block in blocks) / self.num_kernels
-        # HiFi-GAN's last activation uses torch's default slope (0.01), not LRELU_SLOPE.
-        x = self.conv_post(F.leaky_relu(x))
-        return torch.tanh(x)
+    def samples_per_input(self, stage: int) -> int:
+        """Output samples per input sample of ``stage``."""
+        return math.prod(up.stride[0] for up in self.ups[stage:])
+
+    def _tile_plan(self, stage: int) -> tuple:
+        """(tile length, context on each side) in input samples of ``stage``: tiles hold about
+        ``tile_elements`` output values of the stage and are at least 8x their context."""
+        context = self.context(stage)
+        up = self.ups[stage]
+        step = self.tile_elements // (up.out_channels * up.stride[0])
+        return max(step, 8 * context, 1), context
+
+    def context(self, stage: int) -> int:
+        """Input samples of ``stage`` on each side that can reach an output sample: per later stage the
+        transposed conv, the excitation's strided conv and the widest residual block, then the output conv."""
+        reach = self.conv_post.kernel_size[0] // 2
+        for i in reversed(range(stage, len(self.ups))):
+            up = self.ups[i]
+            widest = max(block.reach() for block in self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels])
+            reach = math.ceil((reach + widest + 2 + up.kernel_size[0]) / up.stride[0]) + 1
+        return reach
 
 
 class GeneratorNSF(Generator):
