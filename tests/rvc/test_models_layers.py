@@ -41,9 +41,13 @@ def naive_relative_attention(attn, x, mask):
 
 
 @pytest.mark.parametrize("length", [4, 25])
-def test_relative_attention_matches_pairwise_definition(length):
+@pytest.mark.parametrize("training, query_block", [(True, None), (False, 4), (False, 64)])
+def test_relative_attention_matches_pairwise_definition(length, training, query_block):
+    """In training one block of all rows; in eval blocks of ``query_block`` rows (the last one short)."""
     torch.manual_seed(0)
-    attn = MultiHeadAttention(8, 8, 2, window_size=10)
+    attn = MultiHeadAttention(8, 8, 2, window_size=10).train(training)
+    if query_block:
+        attn.query_block = query_block
     x = torch.randn(1, 8, length)
     valid = torch.ones(1, 1, length)
     valid[..., -2:] = 0

@@ -64,38 +64,50 @@ class MultiHeadAttention(nn.Module):
             raise ValueError("relative-position attention needs query and key of the same length")
         query = self._split_heads(query) / math.sqrt(self.k_channels)
         key, value = self._split_heads(key), self._split_heads(value)
+        # Eval attends in blocks of query rows: the same function, but each [rows, T] score block stays in
+        # cache instead of several [T, T] matrices per layer (hundreds of MB for a 30 s chunk).
+        rows = length if self.training else self.query_block
+        out = torch.cat([self._attend(query[:, :, first:first + rows], key, value,
+                                      None if mask is None else mask[:, :, first:first + rows], first)
+                         for first in range(0, length, rows)], dim=2)
+        return out.transpose(2, 3).reshape(batch, channels, length)
 
+    query_block = 64
+
+    def _attend(self, query, key, value, mask, first_row):
+        """Attention of query rows ``first_row``.. over all keys: [B, H, R, D] -> [B, H, R, D]."""
+        length = key.shape[2]
         scores = query @ key.transpose(-2, -1)
-        scores = scores + self._band_to_matrix(query @ self.emb_rel_k.transpose(-2, -1))
+        scores = scores + self._band_to_matrix(query @ self.emb_rel_k.transpose(-2, -1), first_row, length)
         if mask is not None:
             scores = scores.masked_fill(mask == 0, -1e4)
         weights = F.dropout(F.softmax(scores, dim=-1), self.p_dropout, self.training)
-
-        out = weights @ value + self._matrix_to_band(weights) @ self.emb_rel_v
-        return out.transpose(2, 3).reshape(batch, channels, length)
+        return weights @ value + self._matrix_to_band(weights, first_row) @ self.emb_rel_v
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, H*D, T] -> [B, H, T, D]."""
         batch, _, length = x.shape
         return x.view(batch, self.n_heads, self.k_channels, length).transpose(2, 3)
 
-    def _band_index(self, length: int, device) -> torch.Tensor:
+    def _band_index(self, first_row: int, rows: int, device) -> torch.Tensor:
         """For row i, the columns i .. i+2w of a matrix padded by w on both sides: offsets -w..w."""
-        rows = torch.arange(length, device=device).unsqueeze(1)
+        rows = torch.arange(first_row, first_row + rows, device=device).unsqueeze(1)
         return rows + torch.arange(2 * self.window_size + 1, device=device)
 
-    def _band_to_matrix(self, band: torch.Tensor) -> torch.Tensor:
-        """[..., T, 2w+1] per-offset values -> [..., T, T] with value[i, j] at offset j - i, zero outside."""
-        length, w = band.shape[-2], self.window_size
-        index = self._band_index(length, band.device).expand(band.shape)
+    def _band_to_matrix(self, band: torch.Tensor, first_row: int, length: int) -> torch.Tensor:
+        """[..., R, 2w+1] per-offset values of rows ``first_row``.. -> [..., R, T] with value[i, j] at offset
+        j - i, zero outside."""
+        w = self.window_size
+        index = self._band_index(first_row, band.shape[-2], band.device).expand(band.shape)
         padded = band.new_zeros(*band.shape[:-1], length + 2 * w)
         return padded.scatter(-1, index, band)[..., w : w + length]
 
-    def _matrix_to_band(self, matrix: torch.Tensor) -> torch.Tensor:
-        """[..., T, T] -> [..., T, 2w+1]: the entries at offsets -w..w from the diagonal, zero past the edges."""
-        length, w = matrix.shape[-1], self.window_size
+    def _matrix_to_band(self, matrix: torch.Tensor, first_row: int) -> torch.Tensor:
+        """[..., R, T] rows ``first_row``.. -> [..., R, 2w+1]: the entries at offsets -w..w from the diagonal,
+        zero past the edges."""
+        w = self.window_size
         padded = F.pad(matrix, (w, w))
-        index = self._band_index(length, matrix.device).expand(*matrix.shape[:-1], 2 * w + 1)
+        index = self._band_index(first_row, matrix.shape[-2], matrix.device).expand(*matrix.shape[:-1], 2 * w + 1)
         return padded.gather(-1, index)
 
 
