@@ -203,6 +203,19 @@ def test_fairseq_checkpoint_reproduces_fairseq_features(fixture_model, fixture_a
     np.testing.assert_allclose(features.numpy(), expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("layer_norm_mode", [False, True])
+def test_tiled_front_end_is_the_whole_row_function(fixture_model, layer_norm_mode, monkeypatch):
+    """Long input runs the conv front end in tiles (GroupNorm statistics from a first pass over the row)."""
+    model = random_hubert(tiny_config(feat_extract_norm="layer")) if layer_norm_mode else fixture_model
+    audio = speech_like(2, 16000 * 3 + 123)
+    monkeypatch.setattr(type(model), "front_end_tile_frames", 10_000)
+    whole = model.features(audio, "v2")
+    monkeypatch.setattr(type(model), "front_end_tile_frames", 7)
+    tiled = model.features(audio, "v2")
+    assert tiled.shape == whole.shape
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_geometry_comes_from_the_checkpoint_cfg(fixture_model):
     config = fixture_model.config
     assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (12, 64, 4)

@@ -54,6 +54,13 @@ def _channel_norm(x, lengths, norm):
     return out.to(x.dtype)
 
 
+def _apply_channel_norm(x, stats, norm):
+    """The one-group-per-channel GroupNorm with given (mean, rstd) [B, C, 1], in float32."""
+    mean, rstd = stats
+    out = (x.float() - mean) * rstd * norm.weight.float()[:, None] + norm.bias.float()[:, None]
+    return out.to(x.dtype)
+
+
 def _frame_norm(x, norm):
     """LayerNorm over channels of [B, C, T] in float32 (the "layer_norm" extractor mode)."""
     out = F.layer_norm(x.float().transpose(1, 2), norm.normalized_shape, norm.weight.float(), norm.bias.float(),
@@ -134,20 +141,68 @@ class HubertWithFinalProj(HubertModel):
             raise ValueError("padding_mask must mark padding only at the end of each row")
         return lengths
 
+    front_end_tile_frames = 128  # frames per tile of the unpadded conv front end (2.56 s at 16 kHz)
+
     def _conv_frames(self, audio, lengths):
-        """Conv front end: [B, N] samples -> [B, T, C] frames, plus per-row frame counts (None: no padding)."""
-        x = audio[:, None, :]
+        """Conv front end: [B, N] samples -> [B, T, C] frames, plus per-row frame counts (None: no padding).
+
+        Unpadded input goes through in tiles of ``front_end_tile_frames`` frames: the first layer's 512 x N/5
+        activations of a 30 s chunk are 200 MB each (three at once), a tile's are a few MB and stay in cache.
+        Its GroupNorm normalises each channel over the whole row, so a first pass takes those statistics.
+        """
+        receptive, stride = self._front_end_geometry()
+        frames = (audio.shape[-1] - receptive) // stride + 1
+        first_norm = getattr(self.feature_extractor.conv_layers[0], "layer_norm", None)
+        per_channel = not isinstance(first_norm, nn.GroupNorm) or first_norm.num_groups == first_norm.num_channels
+        if lengths is not None or frames <= 2 * self.front_end_tile_frames or not per_channel:
+            return self._conv_layers(audio[:, None, :], lengths, norm_stats=None)
+        stats = self._first_layer_stats(audio) if isinstance(first_norm, nn.GroupNorm) else None
+        tiles = []
+        for first in range(0, frames, self.front_end_tile_frames):
+            last = min(first + self.front_end_tile_frames, frames)
+            span = audio[:, None, first * stride:(last - 1) * stride + receptive]
+            tiles.append(self._conv_layers(span, None, norm_stats=stats)[0])
+        return torch.cat(tiles, dim=1), None
+
+    def _conv_layers(self, x, lengths, norm_stats):
+        """[B, 1, N] -> ([B, T, C], frame counts); ``norm_stats`` (mean, rstd) [B, C, 1] stand in for the
+        first layer's GroupNorm statistics."""
         for conv_layer in self.feature_extractor.conv_layers:
             x = conv_layer.conv(x)
             if lengths is not None:
                 lengths = conv_output_lengths(lengths, conv_layer.conv.kernel_size[0], conv_layer.conv.stride[0])
             norm = getattr(conv_layer, "layer_norm", None)
             if isinstance(norm, nn.GroupNorm):
-                x = _channel_norm(x, lengths, norm)
+                x = _channel_norm(x, lengths, norm) if norm_stats is None else _apply_channel_norm(x, norm_stats, norm)
             elif norm is not None:
                 x = _frame_norm(x, norm)
             x = conv_layer.activation(x)
         return x.transpose(1, 2), lengths
+
+    def _front_end_geometry(self):
+        """(receptive field, stride) of one output frame, in samples."""
+        receptive, stride = 1, 1
+        for conv_layer in self.feature_extractor.conv_layers:
+            receptive += (conv_layer.conv.kernel_size[0] - 1) * stride
+            stride *= conv_layer.conv.stride[0]
+        return receptive, stride
+
+    def _first_layer_stats(self, audio, tile_samples=1 << 15):
+        """Per-row, per-channel mean and 1/std of the first conv's output over the whole row, in tiles."""
+        conv = self.feature_extractor.conv_layers[0].conv
+        norm = self.feature_extractor.conv_layers[0].layer_norm
+        kernel, stride = conv.kernel_size[0], conv.stride[0]
+        outputs = (audio.shape[-1] - kernel) // stride + 1
+        step = tile_samples // stride
+        total = total_sq = 0
+        for first in range(0, outputs, step):
+            last = min(first + step, outputs)
+            y = conv(audio[:, None, first * stride:(last - 1) * stride + kernel]).float()
+            total = total + y.sum(-1, keepdim=True, dtype=torch.float64)
+            total_sq = total_sq + (y * y).sum(-1, keepdim=True, dtype=torch.float64)
+        mean = total / outputs
+        var = (total_sq / outputs - mean * mean).clamp(min=0)
+        return mean.float(), torch.rsqrt(var + norm.eps).float()
 
     def _encode(self, hidden, frame_lengths, last_layer):
         """Positional conv, then transformer layers 1..last_layer, as fairseq's TransformerEncoder does."""
