@@ -9,6 +9,9 @@ own strength, switched without reloading the base; models, HuBERT and adapters s
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -266,6 +269,7 @@ class VoiceConverter:
         frames = min(len(chunk) // WINDOW, 2 * feats.shape[1])
         feats = _frame_rate(feats)[:, :frames]
         timings["features"] += time.perf_counter() - start
+        release_freed_memory()
 
         start = time.perf_counter()
         with torch.no_grad():
@@ -280,7 +284,9 @@ class VoiceConverter:
                     feats = feats * keep + _frame_rate(original)[:, :frames] * (1 - keep)
                 audio = model.synthesizer.infer(feats, lengths, pitch, pitchf.to(feats.dtype), sid)[0]
         timings["synthesis"] += time.perf_counter() - start
-        return audio[0, 0].float().cpu().numpy()
+        audio = audio[0, 0].float().cpu().numpy()
+        release_freed_memory()
+        return audio
 
     def convert_file(self, path, settings: ConversionSettings) -> ConversionResult:
         audio = load_audio(path, HUBERT_SR)
@@ -308,6 +314,23 @@ class VoiceConverter:
             if progress:
                 progress(number, len(files), item)
         return items
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the system between stages. glibc keeps them mapped, so without this
+    the resident size after HuBERT, the prior and each decoder tile is the sum of every stage's high-water
+    mark rather than what is alive (a 30 s conversion: about 0.3 GiB more). No-op off glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _unused_stem(stem: str, taken: set) -> str:
