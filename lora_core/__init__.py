@@ -13,3 +13,4 @@ from .layers import LoRAConv1d, LoRAConvTranspose1d, LoRAEmbedding, LoRALayer, L
 from .model import (adapter_names, delete_adapter, find_targets, inject_lora, lora_layers,
                     mark_only_lora_trainable, merge_and_unload, merge_lora, set_adapter_enabled,
                     set_adapter_strength, unload_lora, unmerge_lora)
+from .weights import fold_weight_norm

@@ -51,6 +51,21 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
     return module.weight
 
 
+def fold_weight_norm(model: nn.Module) -> int:
+    """Replace weight norm (either style) in every submodule by the plain weight it computes, for a copy
+    that only runs inference: one tensor per layer instead of g, v and the legacy style's computed copy,
+    and no recomputation on every call. Returns how many layers were folded."""
+    folded = 0
+    for module in model.modules():
+        style = weight_norm_info(module).style
+        if style == LEGACY:
+            torch.nn.utils.remove_weight_norm(module)
+        elif style == PARAMETRIZED:
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        folded += style != PLAIN
+    return folded
+
+
 def stored_weight_shape(module: nn.Module) -> tuple:
     """The weight's shape, read off the stored tensors (cheaper than computing the weight)."""
     return tuple(list(weight_tensors(module).values())[-1].shape)

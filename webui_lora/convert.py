@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lora_core import (LoRAError, adapter_names, apply_adapter,
-                       check_adapter_fits, delete_adapter, read_adapter, set_adapter_strength)
+from lora_core import (LoRAError, adapter_names, apply_adapter, check_adapter_fits, delete_adapter, fold_weight_norm,
+                       read_adapter, set_adapter_strength)
 
 from .assets import Assets
 from .errors import UserError, user_message
@@ -134,16 +134,20 @@ class VoiceConverter:
         key = _file_key(model_path)
         if key != self._model_key:
             self._model = load_model(model_path, device=self.device)
+            # Adapters record the fingerprint of the file's weights (weight norm and all), so take it first;
+            # conversion then needs each layer's plain weight only (less memory, no recompute per call).
+            self._fingerprint = inference_fingerprint(self._model.synthesizer)
+            fold_weight_norm(self._model.synthesizer)
             if self.half:
                 self._model.synthesizer.half()
-            self._model_key, self._adapters, self._fingerprint = key, {}, None
+            self._model_key, self._adapters = key, {}
 
     def _attach(self, net, name: str, path: Path) -> list:
         adapter = read_adapter(path)
         check_adapter_matches_model(adapter, self._model)
         apply_adapter(net, adapter, name)
         self._adapters[name] = _file_key(path)
-        if adapter.base_fingerprint and adapter.base_fingerprint != self._base_fingerprint():
+        if adapter.base_fingerprint and adapter.base_fingerprint != self._fingerprint:
             return [f"{path}: this adapter was trained on a different base model; shapes fit, but the result "
                     "may not sound as intended"]
         return []
@@ -160,14 +164,10 @@ class VoiceConverter:
                 check_adapter_matches_model(adapter, self._model)
             except (LoRAError, ValueError):
                 continue
-            other_base = adapter.base_fingerprint and adapter.base_fingerprint != self._base_fingerprint()
+            other_base = adapter.base_fingerprint and adapter.base_fingerprint != self._fingerprint
             compatible.append((Path(path), "trained on another base model" if other_base else ""))
         return compatible
 
-    def _base_fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = inference_fingerprint(self._model.synthesizer)
-        return self._fingerprint
 
     @property
     def model(self):
@@ -209,19 +209,24 @@ class VoiceConverter:
         plan = self.plan
         t_pad = HUBERT_SR * plan.x_pad
         cuts = quiet_cut_points(audio, plan)
-        padded = np.pad(audio, (t_pad, t_pad), mode="reflect")
+        source_loudness = loudness_envelope(audio, HUBERT_SR)
+        # Everything downstream reads float32 (f0, HuBERT): one float32 copy of the padded input is all a
+        # long input keeps while it converts.
+        padded = np.pad(audio, (t_pad, t_pad), mode="reflect").astype(np.float32)
+        del audio
         frames = len(padded) // WINDOW
 
         start = time.perf_counter()
         pitch = pitchf = input_f0 = target_f0 = None
         if model.f0:
             options = {"filter_radius": settings.filter_radius} if settings.f0_method == "harvest" else {}
-            input_f0 = extract_f0(padded.astype(np.float32), settings.f0_method, assets_dir=self.assets.pitch_assets_dir(),
+            input_f0 = extract_f0(padded, settings.f0_method, assets_dir=self.assets.pitch_assets_dir(),
                                   device=str(self.device), **options)[:frames]
             coarse, target_f0 = pitch_inputs(input_f0, settings.transpose, settings.f0_convention)
             pitch = torch.as_tensor(coarse[:frames], device=self.device).long().unsqueeze(0)
             pitchf = torch.as_tensor(target_f0[:frames], device=self.device).float().unsqueeze(0)
         timings["f0"] = time.perf_counter() - start
+        release_freed_memory()
 
         if not 0 <= settings.speaker_id < model.speakers:
             raise UserError(f"speaker id {settings.speaker_id}", f"out of range; {Path(model.path).name} has "
@@ -242,15 +247,21 @@ class VoiceConverter:
 
         start = time.perf_counter()
         converted = np.concatenate(pieces)
+        pieces.clear()
+        gain = None
         if settings.rms_mix_rate != 1:
-            converted = mix_rms(audio, HUBERT_SR, converted, model.sr, settings.rms_mix_rate)
+            gain = RmsMix(source_loudness, loudness_envelope(converted, model.sr), len(converted),
+                          settings.rms_mix_rate)
         out_sr = model.sr
         if settings.resample_sr >= 16000 and settings.resample_sr != model.sr:
+            if gain is not None:
+                converted, gain = converted * gain(0, len(converted)), None
             converted = librosa.resample(converted, orig_sr=model.sr, target_sr=settings.resample_sr)
             out_sr = settings.resample_sr
+        output = to_int16(converted, gain)
         timings["post"] = time.perf_counter() - start
         unpadded = slice(t_pad // WINDOW, frames - t_pad // WINDOW)
-        return ConversionResult(to_int16(converted), out_sr, None if target_f0 is None else target_f0[unpadded],
+        return ConversionResult(output, out_sr, None if target_f0 is None else target_f0[unpadded],
                                 None if input_f0 is None else input_f0[unpadded], timings)
 
     def _convert_chunk(self, chunk: np.ndarray, chunk_pitch, index, settings, sid, timings) -> np.ndarray:
@@ -373,32 +384,68 @@ def quiet_cut_points(audio: np.ndarray, plan: ChunkPlan) -> list:
     return cuts
 
 
-def mix_rms(source: np.ndarray, source_sr: int, converted: np.ndarray, converted_sr: int, rate: float) -> np.ndarray:
-    """RVC's loudness mix: scale the output by rms_in^(1-rate) * rms_out^(rate-1), envelopes taken
-    over half-second frames and linearly interpolated to the output length."""
-    def envelope(audio, sr):
-        rms = frame_rms(audio, frame_length=sr // 2 * 2, hop_length=sr // 2)
-        return F.interpolate(torch.from_numpy(rms)[None, None], size=len(converted), mode="linear").squeeze()
-
-    rms_in = envelope(source, source_sr)
-    rms_out = torch.clamp(envelope(converted, converted_sr), min=1e-6)
-    gain = torch.pow(rms_in, torch.tensor(1 - rate)) * torch.pow(rms_out, torch.tensor(rate - 1))
-    return converted * gain.numpy()
+def loudness_envelope(audio: np.ndarray, sr: int) -> np.ndarray:
+    """RMS over half-second frames, the envelope RVC's loudness mix compares."""
+    return frame_rms(audio, frame_length=sr // 2 * 2, hop_length=sr // 2)
 
 
-def frame_rms(audio: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+class RmsMix:
+    """RVC's loudness mix as a gain per output sample: rms_in^(1-rate) * rms_out^(rate-1), the two
+    envelopes linearly interpolated to the output length (torch's ``linear``, align_corners=False) and
+    rms_out clamped at 1e-6. Called for a block of samples at a time, so a long output never needs its
+    float64 envelopes and gain whole."""
+
+    def __init__(self, rms_in: np.ndarray, rms_out: np.ndarray, length: int, rate: float):
+        self.rms_in, self.rms_out, self.length = rms_in, rms_out, length
+        # RVC raises to torch.tensor(1 - rate), a float32 scalar: the same rounded exponents here.
+        self.exponents = float(np.float32(1 - rate)), float(np.float32(rate - 1))
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        rms_in = _stretch_linear(self.rms_in, self.length, start, stop)
+        rms_out = np.maximum(_stretch_linear(self.rms_out, self.length, start, stop), 1e-6)
+        return np.power(rms_in, self.exponents[0]) * np.power(rms_out, self.exponents[1])
+
+
+def _stretch_linear(values: np.ndarray, length: int, start: int, stop: int) -> np.ndarray:
+    """Samples ``start:stop`` of ``values`` linearly interpolated to ``length`` (torch's formula)."""
+    source = np.maximum((np.arange(start, stop, dtype=np.float64) + 0.5) * (len(values) / length) - 0.5, 0)
+    left = source.astype(np.int64)
+    right = np.minimum(left + 1, len(values) - 1)
+    weight = source - left
+    return (1 - weight) * values[left] + weight * values[right]
+
+
+def frame_rms(audio: np.ndarray, frame_length: int, hop_length: int, frames_per_block: int = 64) -> np.ndarray:
     """Root-mean-square per frame, frames centred on multiples of ``hop_length`` over zero padding
-    (librosa.feature.rms with its defaults, without its first-call start-up cost)."""
-    padded = np.pad(np.asarray(audio, dtype=np.float64), frame_length // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length]
-    return np.sqrt(np.mean(frames ** 2, axis=1))
+    (librosa.feature.rms with its defaults, without its first-call start-up cost), in float64, a block
+    of frames at a time."""
+    half = frame_length // 2
+    count = (len(audio) + 2 * half - frame_length) // hop_length + 1
+    rms = np.empty(count)
+    for first in range(0, count, frames_per_block):
+        last = min(first + frames_per_block, count)
+        lo, hi = first * hop_length - half, (last - 1) * hop_length - half + frame_length
+        segment = np.zeros(hi - lo)
+        segment[max(-lo, 0):min(len(audio), hi) - lo] = audio[max(lo, 0):min(len(audio), hi)]
+        frames = np.lib.stride_tricks.sliding_window_view(segment, frame_length)[::hop_length]
+        rms[first:last] = np.sqrt(np.mean(frames ** 2, axis=1))
+    return rms
 
 
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    """Scale to int16, only attenuating when the peak exceeds 0.99."""
-    peak = np.abs(audio).max() / 0.99
+def to_int16(audio: np.ndarray, gain: Optional[Callable] = None, block: int = 1 << 20) -> np.ndarray:
+    """Scale ``audio`` (times ``gain(start, stop)`` when given) to int16, only attenuating when the peak
+    exceeds 0.99; a block at a time (the gain is worked out twice: for the peak, then for the output)."""
+    def blocks():
+        for start in range(0, len(audio), block):
+            stop = min(start + block, len(audio))
+            yield start, stop, audio[start:stop] if gain is None else audio[start:stop] * gain(start, stop)
+
+    peak = max((np.abs(values).max() for _, _, values in blocks()), default=0.0) / 0.99
     scale = 32768 / peak if peak > 1 else 32768
-    return (audio * scale).astype(np.int16)
+    out = np.empty(len(audio), dtype=np.int16)
+    for start, stop, values in blocks():
+        out[start:stop] = (values * scale).astype(np.int16)
+    return out
 
 
 def _frame_rate(feats: torch.Tensor) -> torch.Tensor:

@@ -198,3 +198,29 @@ def test_harvest_with_median_filter(assets, converter):
     converter.load(model(assets))
     result = converter.convert_file(assets.assets_dir / "speech.wav", ConversionSettings(f0_method="harvest", seed=0))
     assert (result.input_f0 > 0).mean() > 0.3
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.3])
+def test_loudness_mix_is_rvcs_formula_block_by_block(rate):
+    """RVC's change_rms, written as RVC writes it (librosa rms, torch linear interpolation and pow),
+    against the block-wise gain and int16 conversion that keep a long output's memory flat."""
+    import librosa
+    import torch
+    import torch.nn.functional as F
+
+    from webui_lora.convert import RmsMix, loudness_envelope, to_int16
+
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal(16000 * 3 + 77) * np.linspace(0.01, 0.5, 16000 * 3 + 77)
+    converted = (rng.standard_normal(40000 * 3 + 193) * 0.4).astype(np.float32)
+    envelopes = []
+    for audio, sr in ((source, 16000), (converted, 40000)):
+        rms = librosa.feature.rms(y=audio, frame_length=sr // 2 * 2, hop_length=sr // 2)
+        envelopes.append(F.interpolate(torch.from_numpy(rms).unsqueeze(0), size=len(converted), mode="linear").squeeze())
+    rms_in, rms_out = envelopes[0], torch.max(envelopes[1], torch.zeros_like(envelopes[1]) + 1e-6)
+    expected = converted * (torch.pow(rms_in, torch.tensor(1 - rate)) * torch.pow(rms_out, torch.tensor(rate - 1))).numpy()
+
+    gain = RmsMix(loudness_envelope(source, 16000), loudness_envelope(converted, 40000), len(converted), rate)
+    np.testing.assert_allclose(converted * gain(0, len(converted)), expected, rtol=1e-6, atol=0)  # RVC: float32 rms
+    whole = (expected * (32768 / max(np.abs(expected).max() / 0.99, 1))).astype(np.int16)
+    assert np.abs(to_int16(converted, gain, block=1000).astype(int) - whole).max() <= 1

