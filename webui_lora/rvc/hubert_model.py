@@ -187,22 +187,21 @@ class HubertWithFinalProj(HubertModel):
             stride *= conv_layer.conv.stride[0]
         return receptive, stride
 
-    def _first_layer_stats(self, audio, tile_samples=1 << 15):
-        """Per-row, per-channel mean and 1/std of the first conv's output over the whole row, in tiles."""
+    def _first_layer_stats(self, audio):
+        """Per-row, per-channel mean and 1/std of the first conv's output over the whole row, without
+        running it: the conv is linear in its input windows x, so mean = w.E[x] + b and
+        E[y^2] = w E[x x^T] w^T + 2 b w.E[x] + b^2, from the windows' kernel x kernel second moments."""
         conv = self.feature_extractor.conv_layers[0].conv
         norm = self.feature_extractor.conv_layers[0].layer_norm
-        kernel, stride = conv.kernel_size[0], conv.stride[0]
-        outputs = (audio.shape[-1] - kernel) // stride + 1
-        step = tile_samples // stride
-        total = total_sq = 0
-        for first in range(0, outputs, step):
-            last = min(first + step, outputs)
-            y = conv(audio[:, None, first * stride:(last - 1) * stride + kernel]).float()
-            total = total + y.sum(-1, keepdim=True, dtype=torch.float64)
-            total_sq = total_sq + (y * y).sum(-1, keepdim=True, dtype=torch.float64)
-        mean = total / outputs
-        var = (total_sq / outputs - mean * mean).clamp(min=0)
-        return mean.float(), torch.rsqrt(var + norm.eps).float()
+        windows = audio.double().unfold(-1, conv.kernel_size[0], conv.stride[0])  # [B, T, K] (a view)
+        first_moment = windows.mean(1)  # [B, K]
+        second_moment = windows.transpose(1, 2) @ windows / windows.shape[1]  # [B, K, K]
+        weight = conv.weight.double()[:, 0, :]  # [C, K]
+        bias = conv.bias.double() if conv.bias is not None else weight.new_zeros(weight.shape[0])
+        mean = first_moment @ weight.T + bias  # [B, C]
+        square = torch.einsum("ck,bkl,cl->bc", weight, second_moment, weight) + 2 * bias * (mean - bias) + bias**2
+        var = (square - mean * mean).clamp(min=0)
+        return mean.float()[..., None], torch.rsqrt(var + norm.eps).float()[..., None]
 
     def _encode(self, hidden, frame_lengths, last_layer):
         """Positional conv, then transformer layers 1..last_layer, as fairseq's TransformerEncoder does."""
