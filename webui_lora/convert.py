@@ -234,7 +234,6 @@ class VoiceConverter:
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         sid = torch.tensor([settings.speaker_id], device=self.device).long()
-        t_pad_tgt = model.sr * plan.x_pad
         pieces, begin, timings["features"], timings["synthesis"] = [], 0, 0.0, 0.0
         for end in [c // WINDOW * WINDOW for c in cuts] + [None]:
             stop = None if end is None else end + 2 * t_pad + WINDOW
@@ -242,7 +241,7 @@ class VoiceConverter:
             chunk_pitch = None if pitch is None else (pitch[:, begin // WINDOW:frame_stop],
                                                       pitchf[:, begin // WINDOW:frame_stop])
             out = self._convert_chunk(padded[begin:stop], chunk_pitch, index, settings, sid, timings)
-            pieces.append(out[t_pad_tgt:-t_pad_tgt])
+            pieces.append(out)
             begin = end if end is not None else begin
 
         start = time.perf_counter()
@@ -265,6 +264,8 @@ class VoiceConverter:
                                 None if input_f0 is None else input_f0[unpadded], timings)
 
     def _convert_chunk(self, chunk: np.ndarray, chunk_pitch, index, settings, sid, timings) -> np.ndarray:
+        """The audio of one chunk without its reflect padding (``plan.x_pad`` seconds each side), which the
+        prior and flow see but the decoder never renders."""
         model = self.model
         dtype = torch.float16 if self.half else torch.float32
         start = time.perf_counter()
@@ -285,15 +286,18 @@ class VoiceConverter:
         start = time.perf_counter()
         with torch.no_grad():
             lengths = torch.tensor([frames], device=self.device).long()
+            padding = self.plan.x_pad * HUBERT_SR // WINDOW
+            kept = (padding, frames - padding)
             if chunk_pitch is None:
-                audio = model.synthesizer.infer(feats, lengths, sid)[0]
+                audio = model.synthesizer.infer(feats, lengths, sid, decode_frames=kept)[0]
             else:
                 pitch, pitchf = (p[:, :frames] for p in chunk_pitch)
                 if protecting:
                     # Unvoiced frames (f0 < 1 Hz) keep (1 - protect) of the un-retrieved features.
                     keep = torch.where(pitchf < 1, settings.protect, 1.0).unsqueeze(-1).to(feats.dtype)
                     feats = feats * keep + _frame_rate(original)[:, :frames] * (1 - keep)
-                audio = model.synthesizer.infer(feats, lengths, pitch, pitchf.to(feats.dtype), sid)[0]
+                audio = model.synthesizer.infer(feats, lengths, pitch, pitchf.to(feats.dtype), sid,
+                                                decode_frames=kept)[0]
         timings["synthesis"] += time.perf_counter() - start
         audio = audio[0, 0].float().cpu().numpy()
         release_freed_memory()

@@ -7,10 +7,10 @@ import torch
 from hypothesis import example, given
 from torch import nn
 
-from lora_core import (LoRAConfig, inject_lora, load_adapter, lora_layers, mark_only_lora_trainable,
-                       merge_lora, save_adapter, unmerge_lora)
-from lora_models import (assert_close, conv1d_cases, conv_transpose1d_cases, embedding_cases, linear_cases,
-                         model_around, weight_tensors_of)
+from lora_core import (LoRAConfig, fold_weight_norm, inject_lora, load_adapter, lora_layers,
+                       mark_only_lora_trainable, merge_lora, save_adapter, unmerge_lora)
+from lora_models import (WEIGHT_NORM_STYLES, assert_close, conv1d_cases, conv_transpose1d_cases, embedding_cases,
+                         linear_cases, model_around, weight_tensors_of, with_weight_norm)
 
 
 def check_layer_contract(layer, x, style, tmp_path):
@@ -123,3 +123,15 @@ def test_every_wrapper_keeps_base_layer_name(layer):
     inject_lora(model, LoRAConfig(r=1))
     assert [name for name, _ in lora_layers(model)] == ["0"]
     assert "0.base_layer.weight" in model.state_dict()
+
+
+@pytest.mark.parametrize("style, dim", WEIGHT_NORM_STYLES)
+def test_fold_weight_norm_keeps_the_function_and_leaves_plain_weights(style, dim):
+    torch.manual_seed(0)
+    model = nn.Sequential(with_weight_norm(nn.Conv1d(4, 6, 3, padding=1), style, dim),
+                          with_weight_norm(nn.ConvTranspose1d(6, 2, 4, 2, padding=1), style, dim))
+    x = torch.randn(2, 4, 9)
+    before = model(x)
+    assert fold_weight_norm(model) == (0 if style == "plain" else 2)
+    assert sorted(model.state_dict()) == ["0.bias", "0.weight", "1.bias", "1.weight"]
+    torch.testing.assert_close(model(x), before, rtol=0, atol=0)

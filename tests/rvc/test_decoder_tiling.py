@@ -9,7 +9,7 @@ from webui_lora.rvc.models.generator import Generator, GeneratorNSF
 LAYOUTS = [([10, 10, 2, 2], [16, 16, 4, 4]), ([12, 10, 2, 2], [24, 20, 4, 4]), ([10, 6, 2, 2, 2], [16, 16, 4, 4, 4])]
 
 
-def decode(decoder, frames, tile_elements, seed=3):
+def decode(decoder, frames, tile_elements, seed=3, span=None):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(1, 8, frames, generator=generator)
     g = torch.randn(1, 4, 1, generator=generator)
@@ -19,8 +19,8 @@ def decode(decoder, frames, tile_elements, seed=3):
         if isinstance(decoder, GeneratorNSF):
             f0 = torch.rand(1, frames, generator=generator) * 300 + 80
             f0[:, 20:30] = 0
-            return decoder(x, f0, g)
-        return decoder(x, g)
+            return decoder(x, f0, g, frames=span)
+        return decoder(x, g, frames=span)
 
 
 @pytest.mark.parametrize("rates, kernels", LAYOUTS)
@@ -36,6 +36,20 @@ def test_tiled_equals_whole(rates, kernels, nsf, with_lora):
     tiled = decode(decoder, 130, 300)  # several tiles at every stage
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max() <= 1e-5 * whole.abs().max()
+
+
+@pytest.mark.parametrize("nsf", [True, False])
+@pytest.mark.parametrize("tile_elements", [None, 300])
+def test_a_span_of_frames_is_those_samples_of_a_whole_decode(nsf, tile_elements):
+    """What conversion asks for: the frames between the chunk's paddings, with the same NSF draws."""
+    torch.manual_seed(0)
+    args = (8, "1", [3, 7, 11], [[1, 3, 5]] * 3, [10, 10, 2, 2], 32, [16, 16, 4, 4], 4)
+    decoder = (GeneratorNSF(*args, sr=40000) if nsf else Generator(*args)).eval()
+    whole = decode(decoder, 130, None)
+    span = decode(decoder, 130, tile_elements, span=(21, 109))
+    expected = whole[..., 21 * decoder.upp:109 * decoder.upp]
+    assert span.shape == expected.shape
+    assert (span - expected).abs().max() <= 1e-5 * whole.abs().max()
 
 
 def test_training_mode_never_tiles():

@@ -128,37 +128,43 @@ class Generator(nn.Module):
         if gin_channels:
             self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
 
-    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None, n_res=None) -> torch.Tensor:
-        """x [B, C, T] -> audio [B, 1, T * hop]. ``n_res`` stretches x to that many frames first."""
-        return self._synthesize(resample_frames(x, n_res), g, source=None)
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None, n_res=None, frames=None) -> torch.Tensor:
+        """x [B, C, T] -> audio [B, 1, T * hop]. ``n_res`` stretches x to that many frames first;
+        ``frames`` (start, stop) returns only the audio of those frames, the samples a whole decode gives
+        there (in eval mode the rest is never computed: RVC crops a second of padding off each side)."""
+        return self._synthesize(resample_frames(x, n_res), g, None, frames)
 
-    def _synthesize(self, x, g, source):
+    def _synthesize(self, x, g, source, frames):
         if self.training or not self.tile_elements:
-            return self._decode(x, g, source, call_module, tiled=False)
+            audio = self._decode(x, g, source, call_module, tiled=False)
+            return audio if frames is None else audio[..., frames[0] * self.upp:frames[1] * self.upp]
         conv = PackedConvs()
         source = None if source is None else conv.to_2d(source)
-        audio = self._decode(conv.to_2d(x), None if g is None else g.unsqueeze(2), source, conv, tiled=True)
+        audio = self._decode(conv.to_2d(x), None if g is None else g.unsqueeze(2), source, conv, tiled=True,
+                             frames=frames)
         return audio.squeeze(2)
 
-    def _decode(self, x, g, source, conv, tiled: bool):
+    def _decode(self, x, g, source, conv, tiled: bool, frames=None):
         x = conv(self.conv_pre, x)
         if g is not None:
             x = x + conv(self.cond, g)
-        return self._stages(x, source, 0, conv, tiled)
+        return self._stages(x, source, 0, conv, tiled, frames)
 
-    def _stages(self, x, source, first, conv, tiled):
+    def _stages(self, x, source, first, conv, tiled, span=None):
         """Stages ``first``.. and the output layer on x, stage ``first``'s input over some span, with the
-        excitation over the same span at the output rate; tiles the span when the stage's output is large."""
+        excitation over the same span at the output rate; tiles the span when the stage's output is large.
+        ``span`` (start, stop) of x's samples: decode only those (with their context)."""
         if first == len(self.ups):
             # HiFi-GAN's last activation uses torch's default slope (0.01), not LRELU_SLOPE.
             return torch.tanh(conv(self.conv_post, F.leaky_relu(x)))
         length, up = x.shape[-1], self.samples_per_input(first)
+        begin, end = span or (0, length)
         step, context = self._tile_plan(first) if tiled else (length, 0)
-        if length <= step + 2 * context:
+        if span is None and length <= step + 2 * context:
             return self._stages(self._stage(first, x, source, conv), source, first + 1, conv, tiled)
         pieces = []
-        for start in range(0, length, step):
-            stop = min(start + step, length)
+        for start in range(begin, end, step):
+            stop = min(start + step, end)
             lo, hi = max(start - context, 0), min(stop + context, length)
             span_source = None if source is None else source[..., lo * up:hi * up]
             audio = self._stages(x[..., lo:hi], span_source, first, conv, tiled)
@@ -213,10 +219,12 @@ class GeneratorNSF(Generator):
             else:
                 self.noise_convs.append(nn.Conv1d(1, up.out_channels, 1))
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, n_res=None) -> torch.Tensor:
-        """x [B, C, T], f0 [B, T] Hz -> audio [B, 1, T * hop]."""
+    def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, n_res=None,
+                frames=None) -> torch.Tensor:
+        """x [B, C, T], f0 [B, T] Hz -> audio [B, 1, T * hop]; ``frames`` as in Generator. The excitation
+        is drawn for every frame all the same, so the random numbers are those of a whole decode."""
         source = self.m_source(f0, self.upp).transpose(1, 2)
         if n_res is not None:
             source = resample_frames(source, int(n_res) * self.upp)
             x = resample_frames(x, n_res)
-        return self._synthesize(x, g, source)
+        return self._synthesize(x, g, source, frames)

@@ -168,15 +168,17 @@ class _PitchSynthesizer(_Synthesizer):
         pitchf = slice_segments(pitchf, ids_slice, self.segment_size)
         return self.dec(z_slice, pitchf, g=g), ids_slice, x_mask, y_mask, stats
 
-    def infer(self, phone, phone_lengths, pitch, nsff0, sid, skip_head=None, return_length=None, return_length2=None):
+    def infer(self, phone, phone_lengths, pitch, nsff0, sid, skip_head=None, return_length=None, return_length2=None,
+              decode_frames=None):
         """phone [B, T, C], phone_lengths [B], pitch [B, T] coarse, nsff0 [B, T] Hz, sid [B] ->
-        (audio [B, 1, T * hop], x_mask, (z, z_p, m_p, logs_p)). Draws the prior noise, then the NSF phase and noise."""
+        (audio [B, 1, T * hop], x_mask, (z, z_p, m_p, logs_p)). Draws the prior noise, then the NSF phase and noise.
+        ``decode_frames`` (start, stop): the audio of those frames only (see Generator.forward)."""
         g = self.emb_g(sid).unsqueeze(-1)
         z, x_mask, stats = self._sample_latent(phone, phone_lengths, pitch, g, skip_head, return_length)
         if skip_head is not None and return_length is not None:
             head = int(skip_head)
             nsff0 = nsff0[:, head : head + int(return_length)]
-        return self.dec(z * x_mask, nsff0, g=g, n_res=return_length2), x_mask, stats
+        return self.dec(z * x_mask, nsff0, g=g, n_res=return_length2, frames=decode_frames), x_mask, stats
 
 
 class _PlainSynthesizer(_Synthesizer):
@@ -189,11 +191,13 @@ class _PlainSynthesizer(_Synthesizer):
         g, z_slice, ids_slice, x_mask, y_mask, stats = self._train_step(phone, phone_lengths, None, y, y_lengths, ds)
         return self.dec(z_slice, g=g), ids_slice, x_mask, y_mask, stats
 
-    def infer(self, phone, phone_lengths, sid, skip_head=None, return_length=None, return_length2=None):
-        """phone [B, T, C], phone_lengths [B], sid [B] -> (audio [B, 1, T * hop], x_mask, (z, z_p, m_p, logs_p))."""
+    def infer(self, phone, phone_lengths, sid, skip_head=None, return_length=None, return_length2=None,
+              decode_frames=None):
+        """phone [B, T, C], phone_lengths [B], sid [B] -> (audio [B, 1, T * hop], x_mask, (z, z_p, m_p, logs_p));
+        ``decode_frames`` as in the f0 model."""
         g = self.emb_g(sid).unsqueeze(-1)
         z, x_mask, stats = self._sample_latent(phone, phone_lengths, None, g, skip_head, return_length)
-        return self.dec(z * x_mask, g=g, n_res=return_length2), x_mask, stats
+        return self.dec(z * x_mask, g=g, n_res=return_length2, frames=decode_frames), x_mask, stats
 
 
 class SynthesizerV1F0(_PitchSynthesizer):
