@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from builders import tiny_hubert_folder, tiny_model_file
 from lora_core import LoRAConfig, inject_lora, save_adapter
@@ -205,7 +206,6 @@ def test_loudness_mix_is_rvcs_formula_block_by_block(rate):
     """RVC's change_rms, written as RVC writes it (librosa rms, torch linear interpolation and pow),
     against the block-wise gain and int16 conversion that keep a long output's memory flat."""
     import librosa
-    import torch
     import torch.nn.functional as F
 
     from webui_lora.convert import RmsMix, loudness_envelope, to_int16
@@ -224,3 +224,27 @@ def test_loudness_mix_is_rvcs_formula_block_by_block(rate):
     np.testing.assert_allclose(converted * gain(0, len(converted)), expected, rtol=1e-6, atol=0)  # RVC: float32 rms
     whole = (expected * (32768 / max(np.abs(expected).max() / 0.99, 1))).astype(np.int16)
     assert np.abs(to_int16(converted, gain, block=1000).astype(int) - whole).max() <= 1
+
+
+@pytest.mark.parametrize("samples", [19, 5000, 70_001])
+def test_block_high_pass_is_scipys_filtfilt_bit_for_bit(samples):
+    from scipy import signal
+
+    from webui_lora.convert import high_pass
+    from webui_lora.rvc.audio import high_pass_coefficients
+
+    audio = np.random.default_rng(samples).standard_normal(samples) * 0.1
+    expected = signal.filtfilt(*high_pass_coefficients(16000), audio)
+    assert np.array_equal(high_pass(audio, block=1000), expected)
+
+
+@pytest.mark.parametrize("seconds", [41.02, 45, 76.5, 79, 200])
+def test_cut_search_over_regions_matches_a_whole_input_search(seconds):
+    """The search looks at window sums near each cut only; RVC computes them over the whole input."""
+    plan = ChunkPlan.for_device(torch.device("cpu"), False)
+    audio = np.random.default_rng(1).standard_normal(int(seconds * 16000)) * np.linspace(0.01, 1, int(seconds * 16000))
+    padded = np.pad(audio, (80, 80), mode="reflect")
+    sums = np.abs(np.convolve(padded, np.ones(160), mode="valid")[:len(audio)])
+    query, center = 16000 * plan.x_query, 16000 * plan.x_center
+    expected = [t - query + int(np.argmin(sums[t - query:t + query])) for t in range(center, len(audio), center)]
+    assert quiet_cut_points(audio, plan) == (expected if len(padded) > 16000 * plan.x_max else [])
