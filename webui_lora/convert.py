@@ -71,6 +71,11 @@ class ChunkPlan:
             return cls(3, 10, 60, 65)
         return cls(1, 6, 38, 41)
 
+    @property
+    def pad_frames(self) -> int:
+        """The reflect padding on each side of a chunk, in 10 ms frames."""
+        return self.x_pad * HUBERT_SR // WINDOW
+
 
 @dataclass
 class ConversionResult:
@@ -168,7 +173,6 @@ class VoiceConverter:
             compatible.append((Path(path), "trained on another base model" if other_base else ""))
         return compatible
 
-
     @property
     def model(self):
         if self._model is None:
@@ -259,7 +263,7 @@ class VoiceConverter:
             out_sr = settings.resample_sr
         output = to_int16(converted, gain)
         timings["post"] = time.perf_counter() - start
-        unpadded = slice(t_pad // WINDOW, frames - t_pad // WINDOW)
+        unpadded = slice(plan.pad_frames, frames - plan.pad_frames)
         return ConversionResult(output, out_sr, None if target_f0 is None else target_f0[unpadded],
                                 None if input_f0 is None else input_f0[unpadded], timings)
 
@@ -286,8 +290,7 @@ class VoiceConverter:
         start = time.perf_counter()
         with torch.no_grad():
             lengths = torch.tensor([frames], device=self.device).long()
-            padding = self.plan.x_pad * HUBERT_SR // WINDOW
-            kept = (padding, frames - padding)
+            kept = (self.plan.pad_frames, frames - self.plan.pad_frames)
             if chunk_pitch is None:
                 audio = model.synthesizer.infer(feats, lengths, sid, decode_frames=kept)[0]
             else:

@@ -50,7 +50,7 @@ def _channel_norm(x, lengths, norm):
         count = lengths[:, None, None].clamp(min=1)
         mean = x32.masked_fill(~valid, 0).sum(-1, keepdim=True) / count
         var = (x32 - mean).masked_fill(~valid, 0).pow(2).sum(-1, keepdim=True) / count
-        out = (x32 - mean) * torch.rsqrt(var + norm.eps) * norm.weight.float()[:, None] + norm.bias.float()[:, None]
+        return _apply_channel_norm(x, (mean, torch.rsqrt(var + norm.eps)), norm)
     return out.to(x.dtype)
 
 

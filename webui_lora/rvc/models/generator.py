@@ -20,6 +20,12 @@ def _conv(channels: int, kernel_size: int, dilation: int) -> nn.Conv1d:
     )
 
 
+def _reach(block: nn.Module) -> int:
+    """Samples on each side of an output sample that a residual block depends on: its convolutions are
+    stride-1 and "same"-padded, so each reaches as far as its padding."""
+    return sum(m.padding[0] for m in block.modules() if isinstance(m, nn.Conv1d))
+
+
 def call_module(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """How a block applies one of its convolutions by default: the module's own forward."""
     return module(x)
@@ -39,10 +45,6 @@ class ResBlock1(nn.Module):
             x = x + conv(conv2, F.leaky_relu(y, LRELU_SLOPE))
         return x
 
-    def reach(self) -> int:
-        """Samples on each side of an output sample that it depends on."""
-        return sum(c.dilation[0] * (c.kernel_size[0] - 1) // 2 for c in [*self.convs1, *self.convs2])
-
 
 class ResBlock2(nn.Module):
     """HiFi-GAN V3 residual block: one dilated conv per dilation."""
@@ -55,9 +57,6 @@ class ResBlock2(nn.Module):
         for layer in self.convs:
             x = x + conv(layer, F.leaky_relu(x, LRELU_SLOPE))
         return x
-
-    def reach(self) -> int:
-        return sum(c.dilation[0] * (c.kernel_size[0] - 1) // 2 for c in self.convs)
 
 
 class PackedConvs:
@@ -196,7 +195,7 @@ class Generator(nn.Module):
         reach = self.conv_post.kernel_size[0] // 2
         for i in reversed(range(stage, len(self.ups))):
             up = self.ups[i]
-            widest = max(block.reach() for block in self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels])
+            widest = max(_reach(block) for block in self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels])
             reach = math.ceil((reach + widest + 2 + up.kernel_size[0]) / up.stride[0]) + 1
         return reach
 
