@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lora_core import LoRAConfig, inject_lora
-from webui_lora.rvc.models.generator import Generator, GeneratorNSF
+from webui_lora.rvc.models.generator import Generator, GeneratorNSF, PackedConvs, _tiles
 
 LAYOUTS = [([10, 10, 2, 2], [16, 16, 4, 4]), ([12, 10, 2, 2], [24, 20, 4, 4]), ([10, 6, 2, 2, 2], [16, 16, 4, 4, 4])]
 
@@ -60,3 +60,34 @@ def test_training_mode_never_tiles():
     decoder._stages = lambda *a: calls.append(1) or original(*a)
     decode(decoder, 100, 5)
     assert len(calls) == len(decoder.ups) + 1
+
+
+def test_tiles_cover_the_span_once_with_widths_from_a_fixed_set():
+    step = 40
+    for begin, end in [(0, 40), (5, 6), (3, 200), (100, 219), (0, 1000)]:
+        for outermost in (True, False):
+            tiles = _tiles(begin, end, step, outermost)
+            assert [t[0] for t in tiles] == [begin] + [t[1] for t in tiles[:-1]] and tiles[-1][1] == end
+            assert all(computed_from <= start for start, _, computed_from in tiles)
+        widths = {stop - max(computed_from, 0) for _, stop, computed_from in _tiles(begin, end, step, True)}
+        assert widths <= {5, 10, 15, 20, 25, 30, 35, 40} or end - begin < 5
+
+
+def test_chunks_of_nearby_lengths_run_convolutions_of_the_same_shapes(monkeypatch):
+    """oneDNN builds and keeps kernels per shape: a long input's chunks, each of its own length, must not
+    each bring new shapes (that grew the resident size by about 12 MB per chunk)."""
+    torch.manual_seed(0)
+    decoder = GeneratorNSF(8, "1", [3, 7, 11], [[1, 3, 5]] * 3, [10, 10, 2, 2], 32, [16, 16, 4, 4], 4, sr=40000).eval()
+    shapes = set()
+    original = PackedConvs.__call__
+    monkeypatch.setattr(PackedConvs, "__call__", lambda self, module, x: shapes.add((id(module), x.shape)) or
+                        original(self, module, x))
+    decoder.tile_elements = 300
+    step, _ = decoder._tile_plan(0)
+    granule = step // 8
+    seen = set()
+    for last in range(1, granule + 1):  # two full tiles, then a last tile of 1..granule frames
+        shapes.clear()
+        decode(decoder, 230, 300, span=(10, 10 + 2 * step + last))
+        seen.add(frozenset(shapes))
+    assert len(seen) == 1

@@ -82,6 +82,26 @@ class PackedConvs:
         return F.conv2d(x, weight, module.bias, stride, padding, dilation, module.groups)
 
 
+def _tiles(begin: int, end: int, step: int, outermost: bool) -> list:
+    """(start, stop, computed_from) per tile of ``begin:end``: the tile keeps start:stop and is computed
+    from ``computed_from``. A tile's length decides the shapes of every convolution inside it, and oneDNN
+    builds and caches kernels per shape (about 12 MB per new chunk length at 1M-value tiles), so lengths
+    come from a fixed set. Inner spans have lengths from that set already: they split into equal tiles
+    near ``step`` (so a tile's output, a little over the next stage's step, goes whole rather than as a
+    full tile plus a sliver). The outermost span, a chunk of any length, takes tiles of exactly ``step``,
+    and its last tile is computed from further left, to a whole eighth of ``step``."""
+    if not outermost:
+        count = max(round((end - begin) / step), 1)
+        bounds = [begin + (end - begin) * i // count for i in range(count + 1)]
+        return [(start, stop, start) for start, stop in zip(bounds, bounds[1:])]
+    granule, tiles = max(step // 8, 1), []
+    for start in range(begin, end, step):
+        stop = min(start + step, end)
+        width = min(step, -(-(stop - start) // granule) * granule)
+        tiles.append((start, stop, max(stop - width, 0)))
+    return tiles
+
+
 class Generator(nn.Module):
     """Latent frames -> waveform: transposed-conv upsampling stages, each followed by a multi-receptive-field
     fusion (the mean of one residual block per kernel size).
@@ -157,14 +177,13 @@ class Generator(nn.Module):
             # HiFi-GAN's last activation uses torch's default slope (0.01), not LRELU_SLOPE.
             return torch.tanh(conv(self.conv_post, F.leaky_relu(x)))
         length, up = x.shape[-1], self.samples_per_input(first)
-        begin, end = span or (0, length)
         step, context = self._tile_plan(first) if tiled else (length, 0)
-        if span is None and length <= step + 2 * context:
+        tiles = _tiles(*(span or (0, length)), step, outermost=span is not None)
+        if span is None and len(tiles) == 1:
             return self._stages(self._stage(first, x, source, conv), source, first + 1, conv, tiled)
         pieces = []
-        for start in range(begin, end, step):
-            stop = min(start + step, end)
-            lo, hi = max(start - context, 0), min(stop + context, length)
+        for start, stop, computed_from in tiles:
+            lo, hi = max(computed_from - context, 0), min(stop + context, length)
             span_source = None if source is None else source[..., lo * up:hi * up]
             audio = self._stages(x[..., lo:hi], span_source, first, conv, tiled)
             pieces.append(audio[..., (start - lo) * up:(stop - lo) * up])
