@@ -106,7 +106,7 @@ class Generator(nn.Module):
     """Latent frames -> waveform: transposed-conv upsampling stages, each followed by a multi-receptive-field
     fusion (the mean of one residual block per kernel size).
 
-    In eval mode each stage works on tiles of at most ``tile_elements`` output values (channels x samples),
+    In eval mode each stage works on tiles of about ``tile_elements`` output values (channels x samples),
     each with enough context on both sides for every later layer's receptive field, so the result is the same
     function (to float rounding) while the working set stays cache-sized: a 40 kHz stage of a long input
     would otherwise be hundreds of MB. Tiles are cut per stage, so context is recomputed only at the
